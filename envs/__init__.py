@@ -1,0 +1,112 @@
+"""metarl's task-distribution environments, registered with Gymnasium as `metarl/<Name>-v0`.
+
+Importing this package (which `import metarl` does) registers every id; the env classes are
+imported only when `gymnasium.make` builds one. Each env offers `sample_tasks(n)`, `set_task`,
+`get_task` on `env.unwrapped` (DESIGN §3, §4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    """One registered task family: its Gymnasium id, CLI short name, class and horizon."""
+
+    id: str
+    short_name: str
+    entry_point: str
+    max_episode_steps: int
+    description: str
+
+
+ENVS: tuple[EnvEntry, ...] = (
+    EnvEntry(
+        "metarl/HalfCheetahVel-v0",
+        "halfcheetah-vel",
+        "metarl.envs.half_cheetah:HalfCheetahVelEnv",
+        200,
+        "HalfCheetah runs at a target velocity v* ~ U[0, 3]",
+    ),
+    EnvEntry(
+        "metarl/HalfCheetahDir-v0",
+        "halfcheetah-dir",
+        "metarl.envs.half_cheetah:HalfCheetahDirEnv",
+        200,
+        "HalfCheetah runs forward or backward",
+    ),
+    EnvEntry(
+        "metarl/AntDir-v0",
+        "ant-dir",
+        "metarl.envs.ant:AntDirEnv",
+        200,
+        "Ant walks forward or backward along x",
+    ),
+    EnvEntry(
+        "metarl/AntDir2D-v0",
+        "ant-dir2d",
+        "metarl.envs.ant:AntDir2DEnv",
+        200,
+        "Ant walks along a direction drawn from the circle",
+    ),
+    EnvEntry(
+        "metarl/AntGoal-v0",
+        "ant-goal",
+        "metarl.envs.ant:AntGoalEnv",
+        200,
+        "Ant walks to a goal drawn from the disk of radius 3",
+    ),
+    EnvEntry(
+        "metarl/Navigation2D-v0",
+        "navigation2d",
+        "metarl.envs.navigation:Navigation2DEnv",
+        100,
+        "A point moves to an unobserved goal in [-0.5, 0.5]²",
+    ),
+    EnvEntry(
+        "metarl/Bandit-v0",
+        "bandit",
+        "metarl.envs.bandit:BanditEnv",
+        1,
+        "k-armed Bernoulli bandit, one pull per episode, p_i ~ U[0, 1]",
+    ),
+    EnvEntry(
+        "metarl/TabularMDP-v0",
+        "tabular-mdp",
+        "metarl.envs.tabular_mdp:TabularMDPEnv",
+        10,
+        "Random 10-state, 5-action MDP with Gaussian rewards",
+    ),
+)
+
+
+def register_envs() -> None:
+    """Register every metarl env with Gymnasium (idempotent)."""
+    for entry in ENVS:
+        if entry.id not in gym.registry:
+            gym.register(
+                id=entry.id,
+                entry_point=entry.entry_point,
+                max_episode_steps=entry.max_episode_steps,
+            )
+
+
+def resolve_env_id(name: str) -> str:
+    """Map a full id (`metarl/AntDir-v0`) or short name (`ant-dir`) to the full id."""
+    for entry in ENVS:
+        if name == entry.id or name.lower() == entry.short_name:
+            return entry.id
+    valid = ", ".join(f"{e.short_name} ({e.id})" for e in ENVS)
+    raise ValueError(f"unknown env {name!r}; the envs are: {valid}")
+
+
+def make(name: str, **kwargs: Any) -> gym.Env:
+    """`gymnasium.make` for a metarl env given by full id or short name."""
+    return gym.make(resolve_env_id(name), **kwargs)
+
+
+register_envs()
