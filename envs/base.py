@@ -215,6 +215,16 @@ class TaskEnv:
         """Return a copy of the current task (drawing one first if the env has none yet)."""
         return copy.deepcopy(self._current_task())
 
+    @property
+    def task(self) -> Task:
+        """The current task; assigning validates it, so vector envs can set per-env tasks with
+        `envs.set_attr("task", tasks)`."""
+        return self.get_task()
+
+    @task.setter
+    def task(self, task: Mapping[str, Any]) -> None:
+        self.set_task(task)
+
     def _current_task(self) -> Task:
         if self._task is None:
             self.set_task(self.sample_tasks(1)[0])
