@@ -45,12 +45,13 @@ def describe_task(task: Task, max_numbers: int = 5) -> str:
         if array.size > max_numbers:
             parts.append(f"{field}: {'×'.join(map(str, array.shape))}")
         else:
-            parts.append(f"{field}: {np.array2string(array, precision=2, separator=', ')}")
+            numbers = ", ".join(f"{x:.2f}" for x in array.ravel())
+            parts.append(f"{field}: {numbers if array.ndim == 0 else f'[{numbers}]'}")
     return "{" + ", ".join(parts) + "}"
 
 
 def random_policy_returns(
-    env_name: str, num_tasks: int = 3, episodes: int = 2, seed: int = 0
+    env_name: str, num_tasks: int = 3, episodes: int = 10, seed: int = 0
 ) -> list[DemoResult]:
     """Run `episodes` random-action episodes on each of `num_tasks` tasks drawn with `seed`."""
     env_id = resolve_env_id(env_name)
