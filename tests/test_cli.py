@@ -30,7 +30,8 @@ def test_list_shows_every_env_with_its_short_name(capsys):
 
 
 def test_demo_reports_random_returns_per_task_as_json(capsys):
-    assert main(["demo", "--env", "navigation2d", "--env", "bandit", "--tasks", "2", "--json"]) == 0
+    args = ["demo", "--env", "navigation2d", "--env", "bandit", "--tasks", "2", "--episodes", "2"]
+    assert main([*args, "--json"]) == 0
     records = json.loads(capsys.readouterr().out)
     assert [r["env"] for r in records] == ["metarl/Navigation2D-v0"] * 2 + ["metarl/Bandit-v0"] * 2
     navigation = records[:2]

@@ -239,6 +239,8 @@ def test_invalid_constructor_kwargs_raise_value_error_naming_them(env_id, kwargs
         gym.make(env_id, **kwargs)
 
 
+# AsyncVectorEnv reports a worker's exception as a warning before raising it here.
+@pytest.mark.filterwarnings("ignore:.*ERROR:")
 @pytest.mark.parametrize("vector_env", [gym.vector.SyncVectorEnv, gym.vector.AsyncVectorEnv])
 def test_vector_envs_take_per_env_tasks_through_set_attr(vector_env):
     envs = vector_env([lambda: gym.make("metarl/Navigation2D-v0")] * 2)
