@@ -183,8 +183,8 @@ class UniformDisk(_PointTask):
 
     def sample(self, rng: np.random.Generator, n: int) -> list[Task]:
         # The radius's CDF is (r / R)², so r = R·sqrt(U) makes the density uniform in area.
-        radius = self.radius * np.sqrt(rng.uniform(size=n))
-        angle = rng.uniform(0.0, 2 * math.pi, size=n)
+        u = rng.uniform(size=(n, 2))  # one row per task keeps the first k tasks the same for any n
+        radius, angle = self.radius * np.sqrt(u[:, 0]), 2 * math.pi * u[:, 1]
         points = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
         return [{self.field: p.tolist()} for p in points]
 
@@ -192,9 +192,9 @@ class UniformDisk(_PointTask):
 class TaskEnv:
     """Mixin that gives a `gymnasium.Env` a task distribution (`self.task_distribution`).
 
-    An env that has no task when it is reset draws one, so a plain `gymnasium.make` env is a random
-    member of its family; `reset(options={"task": task})` sets one, which is how vector envs set
-    per-env tasks.
+    An env that has no task when it is reset (or asked for it) draws one, so a plain
+    `gymnasium.make` env is a random member of its family. `reset(options={"task": task})` and the
+    settable `task` property set one, which is how vector envs set per-env tasks.
     """
 
     task_distribution: TaskDistribution
@@ -227,7 +227,9 @@ class TaskEnv:
 
     def _current_task(self) -> Task:
         if self._task is None:
-            self.set_task(self.sample_tasks(1)[0])
+            # Drawn from a child generator: `np_random`'s own stream, which `sample_tasks` uses,
+            # stays the same whether or not the env had to draw a task of its own first.
+            self.set_task(self.task_distribution.sample(self.np_random.spawn(1)[0], 1)[0])
         return self._task
 
     def _task_info(self) -> Task:

@@ -35,14 +35,13 @@ class RandomMDP(TaskDistribution):
     fields = ("reward_means", "transitions")
 
     def sample(self, rng: np.random.Generator, n: int) -> list[Task]:
-        shape = (n, self.num_states, self.num_actions)
+        return [self._sample_one(rng) for _ in range(n)]  # task by task: prefixes agree across n
+
+    def _sample_one(self, rng: np.random.Generator) -> Task:
+        shape = (self.num_states, self.num_actions)
         means = rng.normal(self.reward_mean, self.reward_mean_std, size=shape)
-        alpha = np.full(self.num_states, self.dirichlet_alpha)
-        transitions = rng.dirichlet(alpha, size=shape)
-        return [
-            {"reward_means": m.tolist(), "transitions": p.tolist()}
-            for m, p in zip(means, transitions, strict=True)
-        ]
+        transitions = rng.dirichlet(np.full(self.num_states, self.dirichlet_alpha), size=shape)
+        return {"reward_means": means.tolist(), "transitions": transitions.tolist()}
 
     def validate_values(self, task: Mapping[str, Any]) -> Task:
         s, a = self.num_states, self.num_actions

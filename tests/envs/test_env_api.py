@@ -83,6 +83,25 @@ def test_same_seed_gives_same_tasks_and_trajectories(env_id):
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
+def test_the_first_tasks_drawn_do_not_depend_on_how_many_are_drawn(env_id):
+    env = make(env_id)
+    env.reset(seed=11)
+    few = env.sample_tasks(3)
+    env.reset(seed=11)
+    assert env.sample_tasks(7)[:3] == few
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_sampling_after_a_seeded_reset_ignores_whether_the_env_had_a_task(env_id):
+    fresh, used = make(env_id), make(env_id)
+    used.reset(seed=0)
+    used.set_task(used.sample_tasks(2)[1])
+    for env in (fresh, used):
+        env.reset(seed=4)
+    assert fresh.sample_tasks(5) == used.sample_tasks(5)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
 def test_tasks_are_json_dicts_that_survive_reset(env_id):
     env = make(env_id)
     env.reset(seed=0)
