@@ -16,16 +16,8 @@ import numpy as np
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 
 from metarl.envs import mujoco_warnings
-from metarl.envs.base import (
-    ScalarChoice,
-    Task,
-    TaskEnv,
-    UniformDisk,
-    UniformScalar,
-    check_choices,
-    check_nonnegative,
-    check_range,
-)
+from metarl.envs.base import ScalarChoice, Task, TaskEnv, UniformDisk, UniformScalar
+from metarl.envs.checks import check_choices, check_nonnegative, check_range
 
 mujoco_warnings.install()
 

@@ -14,15 +14,8 @@ import numpy as np
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 
 from metarl.envs import mujoco_warnings
-from metarl.envs.base import (
-    ScalarChoice,
-    Task,
-    TaskEnv,
-    UniformScalar,
-    check_choices,
-    check_nonnegative,
-    check_range,
-)
+from metarl.envs.base import ScalarChoice, Task, TaskEnv, UniformScalar
+from metarl.envs.checks import check_choices, check_nonnegative, check_range
 
 mujoco_warnings.install()
 

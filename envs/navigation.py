@@ -8,7 +8,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from metarl.envs.base import TaskEnv, UniformBox, check_nonnegative, check_range
+from metarl.envs.base import TaskEnv, UniformBox
+from metarl.envs.checks import check_nonnegative, check_range
 
 
 class Navigation2DEnv(TaskEnv, gym.Env):

@@ -9,14 +9,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from metarl.envs.base import (
-    Task,
-    TaskDistribution,
-    TaskEnv,
-    check_nonnegative,
-    check_positive_int,
-    task_array,
-)
+from metarl.envs.base import Task, TaskDistribution, TaskEnv
+from metarl.envs.checks import check_nonnegative, check_positive_int, task_array
 
 
 @dataclass(frozen=True)
