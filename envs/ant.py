@@ -2,7 +2,8 @@
 
 All subclass Gymnasium's `Ant-v5` (frame_skip 5, dt 0.05, contact forces computed after every
 step) and replace only its reward. Torso velocity is the finite difference of the torso position
-over one env step, as in v5; `step` records the position before the physics runs for that.
+over one env step, as in v5, but read from the root free joint's qpos: v5 reads `xpos`, which
+after `mj_step` still holds the position before the last physics substep.
 """
 
 from __future__ import annotations
@@ -15,18 +16,18 @@ from typing import Any
 import numpy as np
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 
-from metarl.envs import mujoco_warnings
-from metarl.envs.base import ScalarChoice, Task, TaskEnv, UniformDisk, UniformScalar
+from metarl.envs.base import ScalarChoice, UniformDisk, UniformScalar
 from metarl.envs.checks import check_choices, check_nonnegative, check_range
+from metarl.envs.mujoco_task import MujocoTaskEnv
 
-mujoco_warnings.install()
 
-
-class _AntTaskEnv(TaskEnv, AntEnv):
+class AntTaskEnv(MujocoTaskEnv, AntEnv):
     """Ant-v5 whose reward is `task_reward + healthy − ctrl_cost − contact_cost`.
 
     contact_cost = contact_cost_weight · ‖clip(cfrc_ext, contact_force_range)‖², as in v5.
     """
+
+    needs_contact_forces = True
 
     def __init__(
         self,
@@ -45,39 +46,45 @@ class _AntTaskEnv(TaskEnv, AntEnv):
             contact_force_range=check_range("contact_force_range", contact_force_range),
             **kwargs,
         )
-        self._torso_id = self.model.body(self._main_body).id
-        self._xy_before = np.zeros(2)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        obs, info = super().reset(seed=seed, options=options)
-        return obs, {**info, "task": self._reset_task(options)}
-
-    def step(self, action: np.ndarray):
-        self._xy_before = self.data.xpos[self._torso_id, :2].copy()
-        return super().step(action)
-
-    def _get_rew(self, x_velocity: float, action: np.ndarray):
-        task = self._current_task()
-        xy = self.data.xpos[self._torso_id, :2]
-        task_reward = self._task_reward(task, (xy - self._xy_before) / self.dt, xy)
-        healthy = self.healthy_reward
-        ctrl_cost = self.control_cost(action)
-        contact_cost = self.contact_cost
-        info = {
-            "reward_task": task_reward,
-            "reward_survive": healthy,
-            "reward_ctrl": -ctrl_cost,
-            "reward_contact": -contact_cost,
-            "task": self._task_info(),
+    def reward_terms(self, task_values, qpos_before, qpos_after, actions, cfrc_ext):
+        xy = qpos_after[:, :2]
+        xy_velocity = (xy - qpos_before[:, :2]) / self.dt
+        healthy = ~self.batch_unhealthy(qpos_after)
+        contact = np.clip(cfrc_ext, *self._contact_force_range)
+        return {
+            "reward_task": self.task_reward(task_values, xy_velocity, xy),
+            "reward_survive": self._healthy_reward * healthy,
+            "reward_ctrl": -self._ctrl_cost_weight * np.sum(actions**2, axis=1),
+            "reward_contact": -self._contact_cost_weight * np.sum(contact**2, axis=(1, 2)),
         }
-        return task_reward + healthy - ctrl_cost - contact_cost, info
 
+    def batch_observations(self, qpos, qvel, cfrc_ext):
+        skip = 2 * int(self._exclude_current_positions_from_observation)
+        parts = [qpos[:, skip:], qvel]
+        if self._include_cfrc_ext_in_observation:
+            contact = np.clip(cfrc_ext[:, 1:], *self._contact_force_range)
+            parts.append(contact.reshape(len(qpos), -1))
+        return np.concatenate(parts, axis=1)
+
+    def batch_terminated(self, qpos, qvel):
+        unhealthy = self.batch_unhealthy(qpos) | ~np.all(np.isfinite(qvel), axis=1)
+        return unhealthy & self._terminate_when_unhealthy
+
+    def batch_unhealthy(self, qpos: np.ndarray) -> np.ndarray:
+        """v5's health test on B states: torso z outside `healthy_z_range` or a non-finite qpos."""
+        low, high = self._healthy_z_range
+        z = qpos[:, 2]
+        return ~((low <= z) & (z <= high)) | ~np.all(np.isfinite(qpos), axis=1)
+
+    @staticmethod
     @abstractmethod
-    def _task_reward(self, task: Task, xy_velocity: np.ndarray, xy: np.ndarray) -> float:
-        """The task-dependent part of the reward, from torso velocity and position in the plane."""
+    def task_reward(task_values: np.ndarray, xy_velocity: np.ndarray, xy: np.ndarray):
+        """The task's part of the reward [B] from task values [B, k], torso velocity and position
+        in the plane [B, 2]."""
 
 
-class AntDirEnv(_AntTaskEnv):
+class AntDirEnv(AntTaskEnv):
     """Walk forward or backward along x: reward d·v_x + 1 − 0.5‖a‖² − contact, d ∈ {−1, +1}.
 
     Terminates when the torso height leaves [0.2, 1.0]. Task: `{"direction": d}`, any finite d.
@@ -87,11 +94,12 @@ class AntDirEnv(_AntTaskEnv):
         self.task_distribution = ScalarChoice("direction", check_choices("directions", directions))
         super().__init__(**kwargs)
 
-    def _task_reward(self, task: Task, xy_velocity: np.ndarray, xy: np.ndarray) -> float:
-        return task["direction"] * float(xy_velocity[0])
+    @staticmethod
+    def task_reward(task_values, xy_velocity, xy):
+        return task_values[:, 0] * xy_velocity[:, 0]
 
 
-class AntDir2DEnv(_AntTaskEnv):
+class AntDir2DEnv(AntTaskEnv):
     """Walk along a unit direction u = (cos θ, sin θ): reward u·v_xy + 1 − 0.5‖a‖² − contact.
 
     θ ~ U[0, 2π). Terminates like AntDir. Task: `{"angle": θ}` in radians, any finite θ.
@@ -101,12 +109,13 @@ class AntDir2DEnv(_AntTaskEnv):
         self.task_distribution = UniformScalar("angle", check_range("angle_range", angle_range))
         super().__init__(**kwargs)
 
-    def _task_reward(self, task: Task, xy_velocity: np.ndarray, xy: np.ndarray) -> float:
-        angle = task["angle"]
-        return math.cos(angle) * float(xy_velocity[0]) + math.sin(angle) * float(xy_velocity[1])
+    @staticmethod
+    def task_reward(task_values, xy_velocity, xy):
+        angle = task_values[:, 0]
+        return np.cos(angle) * xy_velocity[:, 0] + np.sin(angle) * xy_velocity[:, 1]
 
 
-class AntGoalEnv(_AntTaskEnv):
+class AntGoalEnv(AntTaskEnv):
     """Walk to a goal g in the plane: reward −‖xy − g‖₁ − 0.1‖a‖² − contact; never terminates.
 
     g is uniform in the disk of radius 3. The observation keeps the torso's x, y (v5 drops them by
@@ -133,6 +142,6 @@ class AntGoalEnv(_AntTaskEnv):
             **kwargs,
         )
 
-    def _task_reward(self, task: Task, xy_velocity: np.ndarray, xy: np.ndarray) -> float:
-        goal = task["goal"]
-        return -(abs(float(xy[0]) - goal[0]) + abs(float(xy[1]) - goal[1]))
+    @staticmethod
+    def task_reward(task_values, xy_velocity, xy):
+        return -np.sum(np.abs(xy - task_values[:, :2]), axis=1)

@@ -139,6 +139,11 @@ class TaskEnv:
         """Return a copy of the current task (drawing one first if the env has none yet)."""
         return copy.deepcopy(self._current_task())
 
+    def task_vector(self, task: Task) -> np.ndarray:
+        """The task's numbers, field by field and flattened: the form batched code consumes."""
+        fields = self.task_distribution.fields
+        return np.concatenate([np.ravel(np.asarray(task[f], dtype=np.float64)) for f in fields])
+
     @property
     def task(self) -> Task:
         """The current task; assigning validates it, so vector envs can set per-env tasks with

@@ -13,38 +13,40 @@ from typing import Any
 import numpy as np
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 
-from metarl.envs import mujoco_warnings
-from metarl.envs.base import ScalarChoice, Task, TaskEnv, UniformScalar
+from metarl.envs.base import ScalarChoice, UniformScalar
 from metarl.envs.checks import check_choices, check_nonnegative, check_range
+from metarl.envs.mujoco_task import MujocoTaskEnv
 
-mujoco_warnings.install()
 
-
-class _HalfCheetahTaskEnv(TaskEnv, HalfCheetahEnv):
-    """HalfCheetah-v5 whose reward is `task_reward(v_x) - ctrl_cost_weight * ||a||²`."""
+class HalfCheetahTaskEnv(MujocoTaskEnv, HalfCheetahEnv):
+    """HalfCheetah-v5 whose reward is `task_reward(v_x) − ctrl_cost_weight·‖a‖²`."""
 
     def __init__(self, ctrl_cost_weight: float = 0.05, **kwargs: Any):
         super().__init__(
             ctrl_cost_weight=check_nonnegative("ctrl_cost_weight", ctrl_cost_weight), **kwargs
         )
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        obs, info = super().reset(seed=seed, options=options)
-        return obs, {**info, "task": self._reset_task(options)}
+    def reward_terms(self, task_values, qpos_before, qpos_after, actions, cfrc_ext):
+        x_velocity = (qpos_after[:, 0] - qpos_before[:, 0]) / self.dt
+        return {
+            "reward_task": self.task_reward(task_values, x_velocity),
+            "reward_ctrl": -self._ctrl_cost_weight * np.sum(actions**2, axis=1),
+        }
 
-    def _get_rew(self, x_velocity: float, action: np.ndarray):
-        task = self._current_task()
-        task_reward = self._task_reward(task, x_velocity)
-        ctrl_cost = self.control_cost(action)
-        info = {"reward_task": task_reward, "reward_ctrl": -ctrl_cost, "task": self._task_info()}
-        return task_reward - ctrl_cost, info
+    def batch_observations(self, qpos, qvel, cfrc_ext):
+        skip = int(self._exclude_current_positions_from_observation)
+        return np.concatenate([qpos[:, skip:], qvel], axis=1)
 
+    def batch_terminated(self, qpos, qvel):
+        return np.zeros(len(qpos), dtype=bool)
+
+    @staticmethod
     @abstractmethod
-    def _task_reward(self, task: Task, x_velocity: float) -> float:
-        """The task-dependent part of the reward."""
+    def task_reward(task_values: np.ndarray, x_velocity: np.ndarray) -> np.ndarray:
+        """The task's part of the reward [B] from task values [B, k] and v_x [B]."""
 
 
-class HalfCheetahVelEnv(_HalfCheetahTaskEnv):
+class HalfCheetahVelEnv(HalfCheetahTaskEnv):
     """Run at a target forward velocity v*: reward −|v_x − v*| − 0.05‖a‖², v* ~ U[0, 3].
 
     Task: `{"velocity": v*}`; any finite v* is accepted (out-of-range values are for
@@ -56,11 +58,12 @@ class HalfCheetahVelEnv(_HalfCheetahTaskEnv):
         self.task_distribution = UniformScalar("velocity", bounds)
         super().__init__(**kwargs)
 
-    def _task_reward(self, task: Task, x_velocity: float) -> float:
-        return -abs(x_velocity - task["velocity"])
+    @staticmethod
+    def task_reward(task_values, x_velocity):
+        return -np.abs(x_velocity - task_values[:, 0])
 
 
-class HalfCheetahDirEnv(_HalfCheetahTaskEnv):
+class HalfCheetahDirEnv(HalfCheetahTaskEnv):
     """Run forward or backward: reward d·v_x − 0.05‖a‖², d drawn from `directions` (±1).
 
     Task: `{"direction": d}`; any finite d is accepted and scales the forward reward.
@@ -70,5 +73,6 @@ class HalfCheetahDirEnv(_HalfCheetahTaskEnv):
         self.task_distribution = ScalarChoice("direction", check_choices("directions", directions))
         super().__init__(**kwargs)
 
-    def _task_reward(self, task: Task, x_velocity: float) -> float:
-        return task["direction"] * x_velocity
+    @staticmethod
+    def task_reward(task_values, x_velocity):
+        return task_values[:, 0] * x_velocity

@@ -22,10 +22,10 @@ def seeded_actions(env, seed):
 
 
 def step_with_torso(env, action):
-    """Step; return (xy before, xy after, step results). The torso is body 1 of Ant's model."""
-    before = env.data.xpos[1, :2].copy()
+    """Step; return (torso xy before, after, step results): the root free joint's qpos x, y."""
+    before = env.data.qpos[:2].copy()
     results = env.step(action)
-    return before, env.data.xpos[1, :2].copy(), results
+    return before, env.data.qpos[:2].copy(), results
 
 
 @pytest.mark.parametrize("task", [{"velocity": 0.3}, {"velocity": 2.7}, {"velocity": 5.0}])

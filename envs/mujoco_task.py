@@ -1,0 +1,73 @@
+"""The mixin that turns a Gymnasium v5 MuJoCo env into a task env with a vectorized reward.
+
+The reward is written once, over a batch of B states (`reward_terms`), and serves both the
+Gymnasium env (B = 1) and the sampler's fast path, which steps all B physics states in C and
+needs observations, rewards and terminations for all of them at once (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+from metarl.envs import mujoco_warnings
+from metarl.envs.base import TaskEnv
+
+mujoco_warnings.install()
+
+
+class MujocoTaskEnv(TaskEnv, ABC):
+    """Mixin for a v5 MuJoCo env: `_get_rew` becomes the sum of the vectorized `reward_terms`.
+
+    Subclasses also give the vectorized twins of v5's `_get_obs` and termination test
+    (`batch_observations`, `batch_terminated`) that the fast sampler uses; tests hold them equal.
+    """
+
+    needs_contact_forces: bool = False  # whether rewards or observations read cfrc_ext
+    _qpos_before: np.ndarray
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = super().reset(seed=seed, options=options)
+        return obs, {**info, "task": self._reset_task(options)}
+
+    def step(self, action: np.ndarray):
+        self._qpos_before = self.data.qpos.copy()  # for velocities; the physics is v5's own
+        return super().step(action)
+
+    def _get_rew(self, x_velocity: float, action: np.ndarray):
+        terms = self.reward_terms(
+            self.task_vector(self._current_task())[None],
+            self._qpos_before[None],
+            self.data.qpos[None],
+            np.asarray(action, dtype=np.float64)[None],
+            self.data.cfrc_ext[None],
+        )
+        terms = {name: float(value[0]) for name, value in terms.items()}
+        return sum(terms.values()), {**terms, "task": self._task_info()}
+
+    @abstractmethod
+    def reward_terms(
+        self,
+        task_values: np.ndarray,
+        qpos_before: np.ndarray,
+        qpos_after: np.ndarray,
+        actions: np.ndarray,
+        cfrc_ext: np.ndarray,
+    ) -> dict[str, np.ndarray]:
+        """Reward terms `{name: [B]}` that sum to the reward of B transitions.
+
+        task_values [B, k] (`task_vector` of each env's task), qpos [B, nq] before and after the
+        step, actions [B, nu], cfrc_ext [B, nbody, 6] after the step.
+        """
+
+    @abstractmethod
+    def batch_observations(
+        self, qpos: np.ndarray, qvel: np.ndarray, cfrc_ext: np.ndarray
+    ) -> np.ndarray:
+        """Observations [B, obs_dim] of B states, equal to v5's `_get_obs` on each."""
+
+    @abstractmethod
+    def batch_terminated(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+        """Termination flags [B] of B states, equal to v5's termination test on each."""
