@@ -1,0 +1,57 @@
+"""Returns, generalized advantage estimates and advantage normalization on time-major batches.
+
+Shapes follow the `Episodes` contract (DESIGN §3): `[T, B]`, time first. `dones[t, b]` is True
+where an episode ends at step t (termination or truncation); a column may hold several episodes
+back to back, and steps after its last episode are padding that callers mask out.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from metarl.losses import masked_mean
+
+
+def discounted_returns(rewards: Tensor, dones: Tensor, discount: float) -> Tensor:
+    """Reward-to-go within each episode, `[T, B]` from rewards `[T, B]` and dones `[T, B]`.
+
+    Every episode end counts as terminal (nothing is bootstrapped past a done, truncation
+    included): the MAML / ProMP convention. Padding with zero reward gets a zero return.
+    """
+    continues = (~dones).to(rewards.dtype)
+    returns = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[0])
+    for t in reversed(range(rewards.shape[0])):
+        running = rewards[t] + discount * continues[t] * running
+        returns[t] = running
+    return returns
+
+
+def gae(
+    rewards: Tensor, values: Tensor, dones: Tensor, discount: float, gae_lambda: float
+) -> Tensor:
+    """Generalized advantage estimates `[T, B]` (Schulman et al. 2016) from `[T, B]` inputs.
+
+    `values[t]` estimates the state at step t; the value after an episode end is 0 (every end is
+    terminal, as in `discounted_returns`). λ=1 gives returns − values, λ=0 the one-step TD error.
+    """
+    continues = (~dones).to(rewards.dtype)
+    next_values = torch.cat([values[1:], torch.zeros_like(values[:1])]) * continues
+    deltas = rewards + discount * next_values - values
+    advantages = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[0])
+    for t in reversed(range(rewards.shape[0])):
+        running = deltas[t] + discount * gae_lambda * continues[t] * running
+        advantages[t] = running
+    return advantages
+
+
+def normalize(x: Tensor, mask: Tensor, eps: float = 1e-8) -> Tensor:
+    """Standardize `x` `[T, B]` with the mean and (population) std of its valid entries only.
+
+    Padding must not shift the statistics of the real steps; it stays 0 in the result.
+    """
+    mean = masked_mean(x, mask)
+    std = masked_mean((x - mean) ** 2, mask).sqrt()
+    return torch.where(mask.bool(), (x - mean) / (std + eps), 0.0)

@@ -1,0 +1,59 @@
+"""Policy-gradient losses and the KL between policies, averaged over the valid steps of a batch.
+
+Every input is time-major `[T, B]` with a validity `mask` `[T, B]` (bool or 0/1) that excludes
+padding. Advantages and old log-probabilities are constants of the loss: they are detached here,
+so callers need not remember to.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.distributions import Distribution, kl_divergence
+
+
+def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
+    """Mean of `x` `[T, B]` over the entries where `mask` is set; padding never contributes.
+
+    Padding is selected away rather than multiplied by 0, so NaN or inf there cannot leak in.
+    """
+    return torch.where(mask.bool(), x, 0.0).sum() / mask.sum()
+
+
+def vpg_loss(log_probs: Tensor, advantages: Tensor, mask: Tensor) -> Tensor:
+    """REINFORCE loss −E[log π·A]: its gradient is the vanilla policy gradient (MAML inner step)."""
+    return -masked_mean(log_probs * advantages.detach(), mask)
+
+
+def _ratio(log_probs: Tensor, old_log_probs: Tensor) -> Tensor:
+    """Likelihood ratio π(a|s) / π_old(a|s) `[T, B]`, differentiable through `log_probs` only."""
+    return torch.exp(log_probs - old_log_probs.detach())
+
+
+def surrogate_loss(
+    log_probs: Tensor, old_log_probs: Tensor, advantages: Tensor, mask: Tensor
+) -> Tensor:
+    """TRPO surrogate −E[r·A] with r = π/π_old; at π = π_old its gradient equals `vpg_loss`'s."""
+    return -masked_mean(_ratio(log_probs, old_log_probs) * advantages.detach(), mask)
+
+
+def clipped_surrogate_loss(
+    log_probs: Tensor, old_log_probs: Tensor, advantages: Tensor, mask: Tensor, clip: float = 0.2
+) -> Tensor:
+    """PPO / ProMP pessimistic surrogate −E[min(r·A, clip(r, 1−ε, 1+ε)·A)] with ε = `clip`.
+
+    The min removes the incentive to push r outside [1−ε, 1+ε] (Schulman et al. 2017).
+    """
+    ratio = _ratio(log_probs, old_log_probs)
+    advantages = advantages.detach()
+    clipped = ratio.clamp(1.0 - clip, 1.0 + clip)
+    return -masked_mean(torch.minimum(ratio * advantages, clipped * advantages), mask)
+
+
+def mean_kl(old_dist: Distribution, new_dist: Distribution, mask: Tensor) -> Tensor:
+    """Mean KL(old ‖ new) over valid steps, for distributions with batch shape `[T, B]`.
+
+    Gaussian policies use `Independent(Normal(mean, std), 1)` so the action dims are summed;
+    `old_dist` should be built from detached parameters (it is the fixed TRPO anchor).
+    """
+    return masked_mean(kl_divergence(old_dist, new_dist), mask)

@@ -1,0 +1,182 @@
+"""Second-order machinery of TRPO and of MAML's outer loop: flat parameter vectors, conjugate
+gradient, Hessian- and Fisher-vector products, a backtracking line search and `trpo_step`.
+
+Parameters are plain `dict[str, Tensor]`, the ones passed to `torch.func.functional_call`
+(DESIGN §3). Objectives are closures `params -> scalar` that may run MAML inner-loop steps
+inside, so every derivative here goes through the closure generically and nothing inside it is
+detached: Hessian-vector products of an adapted objective include the second-order terms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+Params = dict[str, Tensor]
+Objective = Callable[[Params], Tensor]
+MatVec = Callable[[Tensor], Tensor]
+
+
+def flat(tensors: Params | Sequence[Tensor]) -> Tensor:
+    """Concatenate tensors (a dict's values, in order) into one 1D vector."""
+    values = tensors.values() if isinstance(tensors, dict) else tensors
+    return torch.cat([t.reshape(-1) for t in values])
+
+
+def unflat(vector: Tensor, like: Params) -> Params:
+    """Split a 1D vector into tensors named and shaped like `like`: the inverse of `flat`."""
+    pieces = vector.split([t.numel() for t in like.values()])
+    return {name: p.reshape(t.shape) for (name, t), p in zip(like.items(), pieces, strict=True)}
+
+
+def _leaves(params: Params) -> Params:
+    """Leaves that require grad at the values of `params`: derivatives are taken at this point,
+    whatever history (or lack of `requires_grad`) the given tensors have."""
+    return {name: t.detach().requires_grad_() for name, t in params.items()}
+
+
+def conjugate_gradient(
+    matvec: MatVec, b: Tensor, iterations: int = 10, residual_tol: float = 1e-10
+) -> Tensor:
+    """Approximate solution x of A x = b for symmetric positive-definite A given as x ↦ A x.
+
+    TRPO needs F⁻¹g without ever forming F. Stops early once the squared residual ‖b − Ax‖² is
+    below `residual_tol`.
+    """
+    x = torch.zeros_like(b)
+    residual = b
+    direction = b
+    residual_sq = residual @ residual
+    for _ in range(iterations):
+        if residual_sq < residual_tol:
+            break
+        a_direction = matvec(direction)
+        alpha = residual_sq / (direction @ a_direction)
+        x = x + alpha * direction
+        residual = residual - alpha * a_direction
+        new_residual_sq = residual @ residual
+        direction = residual + (new_residual_sq / residual_sq) * direction
+        residual_sq = new_residual_sq
+    return x
+
+
+def _hessian_operator(f: Objective, params: Params, damping: float) -> MatVec:
+    """v ↦ (∇²f(params) + damping·I)·v by double backprop; f and its gradient graph are built
+    once and reused by every call (CG calls it once per iteration)."""
+    leaves = _leaves(params)
+    inputs = list(leaves.values())
+    grads = torch.autograd.grad(f(leaves), inputs, create_graph=True, materialize_grads=True)
+    grad = flat(grads)
+
+    def matvec(vector: Tensor) -> Tensor:
+        product = torch.autograd.grad(
+            grad @ vector, inputs, retain_graph=True, materialize_grads=True
+        )
+        return flat(product) + damping * vector
+
+    return matvec
+
+
+def hessian_vector_product(
+    f: Objective, params: Params, vector: Params | Tensor, damping: float = 0.0
+) -> Tensor:
+    """Exact flat (∇²f(params) + damping·I)·v for a scalar closure f and v (flat or a dict)."""
+    v = vector if isinstance(vector, Tensor) else flat(vector)
+    return _hessian_operator(f, params, damping)(v.detach())
+
+
+def fisher_vector_product(kl_fn: Objective, params: Params, damping: float) -> MatVec:
+    """TRPO's v ↦ F·v + damping·v, with F the Hessian of `kl_fn` (mean KL(old ‖ params)) at params.
+
+    At params = old that Hessian is the Fisher information matrix, so F is never formed.
+    """
+    return _hessian_operator(kl_fn, params, damping)
+
+
+class LineSearchResult(NamedTuple):
+    """Outcome of `backtracking_line_search`."""
+
+    params: Params
+    """Accepted parameters, or the old ones (as fresh tensors) if no step was accepted."""
+    accepted: bool
+    step_fraction: float
+    """Fraction of the full step taken; 0 when rejected."""
+    loss: float
+    kl: float
+    """KL(old ‖ params); 0 when rejected."""
+
+
+def _value(fn: Objective, params: Params) -> float:
+    """fn(params) as a float. Autograd stays on because closures may differentiate internally
+    (MAML inner steps need it even in the line search); the graph is dropped at once."""
+    return fn(_leaves(params)).item()
+
+
+def backtracking_line_search(
+    loss_fn: Objective,
+    kl_fn: Objective,
+    params: Params,
+    full_step: Tensor,
+    loss_before: float,
+    max_kl: float,
+    max_backtracks: int = 15,
+    backtrack_ratio: float = 0.8,
+) -> LineSearchResult:
+    """First of params + ratioᵏ·full_step (k = 0, 1, ...) with a lower loss and KL ≤ max_kl.
+
+    TRPO's safeguard for when the quadratic KL model or the linear loss model is wrong.
+    """
+    start = flat(params).detach()
+    for k in range(max_backtracks):
+        fraction = backtrack_ratio**k
+        candidate = unflat(start + fraction * full_step.detach(), params)
+        loss = _value(loss_fn, candidate)
+        if loss < loss_before:
+            kl = _value(kl_fn, candidate)
+            if kl <= max_kl:
+                return LineSearchResult(candidate, True, fraction, loss, kl)
+    return LineSearchResult(unflat(start, params), False, 0.0, loss_before, 0.0)
+
+
+def trpo_step(
+    loss_fn: Objective,
+    kl_fn: Objective,
+    params: Params,
+    max_kl: float = 0.01,
+    cg_iterations: int = 10,
+    cg_damping: float = 1e-5,
+    max_backtracks: int = 15,
+    backtrack_ratio: float = 0.8,
+) -> tuple[Params, dict[str, float | bool]]:
+    """One TRPO update (Schulman et al. 2015): the natural-gradient step −F⁻¹g scaled so that
+    ½ sᵀFs = max_kl, then the line search. Returns fresh detached params and an info dict
+    (loss_before, loss_after, kl, step_fraction, accepted); `params` is left untouched."""
+    leaves = _leaves(params)
+    loss_before = loss_fn(leaves)
+    grad = flat(torch.autograd.grad(loss_before, list(leaves.values()), materialize_grads=True))
+    fisher = fisher_vector_product(kl_fn, params, cg_damping)
+    direction = conjugate_gradient(fisher, -grad, cg_iterations)
+    # The clamp turns a zero gradient (zero direction) into a zero step instead of 0·∞ = NaN.
+    curvature = (direction @ fisher(direction)).clamp_min(torch.finfo(direction.dtype).tiny)
+    full_step = direction * torch.sqrt(2.0 * max_kl / curvature)
+    result = backtracking_line_search(
+        loss_fn,
+        kl_fn,
+        params,
+        full_step,
+        loss_before.item(),
+        max_kl,
+        max_backtracks,
+        backtrack_ratio,
+    )
+    info = {
+        "loss_before": loss_before.item(),
+        "loss_after": result.loss,
+        "kl": result.kl,
+        "step_fraction": result.step_fraction,
+        "accepted": result.accepted,
+    }
+    return result.params, info
