@@ -1,0 +1,26 @@
+"""An env for the sampler's worker-failure test, importable without torch by spawned workers."""
+
+import gymnasium as gym
+
+import metarl  # noqa: F401  (registers the envs in the worker process)
+
+
+class FailingEnv(gym.Env):
+    """A Navigation2D whose `step` raises on its third call (picklable: defined at module level)."""
+
+    def __init__(self):
+        self.env = gym.make("metarl/Navigation2D-v0")
+        self.observation_space, self.action_space = (
+            self.env.observation_space,
+            self.env.action_space,
+        )
+        self.calls = 0
+
+    def reset(self, *, seed=None, options=None):
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action):
+        self.calls += 1
+        if self.calls == 3:
+            raise FloatingPointError("physics exploded")
+        return self.env.step(action)

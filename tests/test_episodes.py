@@ -1,0 +1,44 @@
+"""Episodes helpers: per-episode returns, RL² previous-step inputs, per-task selection."""
+
+import torch
+
+from metarl.episodes import Episodes
+
+
+def two_columns():
+    """Column 0: episodes of 2 and 1 steps; column 1: one 2-step episode, then padding."""
+    rewards = torch.tensor([[1.0, 10.0], [2.0, 20.0], [4.0, 0.0]])
+    dones = torch.tensor([[False, False], [True, True], [True, False]])
+    mask = torch.tensor([[1.0, 1.0], [1.0, 1.0], [1.0, 0.0]])
+    return Episodes(
+        observations=torch.arange(6.0).reshape(3, 2, 1),
+        actions=torch.tensor([[0, 1], [2, 0], [1, 0]]),
+        rewards=rewards,
+        log_probs=torch.zeros(3, 2),
+        dones=dones,
+        terminated=torch.zeros(3, 2, dtype=torch.bool),
+        mask=mask,
+        task_index=torch.tensor([0, 1]),
+        tasks=[{"goal": 0}, {"goal": 1}],
+    )
+
+
+def test_episode_returns_split_at_dones_and_skip_padding():
+    episodes = two_columns()
+    torch.testing.assert_close(episodes.episode_returns(), torch.tensor([3.0, 4.0, 30.0]).double())
+    assert episodes.num_env_steps == 5
+
+
+def test_previous_step_inputs_shift_by_one_step_within_a_column():
+    prev_actions, prev_rewards, prev_dones = two_columns().previous_step_inputs()
+    torch.testing.assert_close(prev_actions, torch.tensor([[0, 0], [0, 1], [2, 0]]))
+    torch.testing.assert_close(prev_rewards, torch.tensor([[0.0, 0.0], [1.0, 10.0], [2.0, 20.0]]))
+    torch.testing.assert_close(prev_dones, torch.tensor([[0.0, 0.0], [0.0, 0.0], [1.0, 1.0]]))
+
+
+def test_select_tasks_keeps_the_columns_of_those_tasks_trimmed_to_their_length():
+    selected = two_columns().select_tasks([1])
+    assert selected.tasks == [{"goal": 1}]
+    assert selected.rewards.shape == (2, 1)
+    torch.testing.assert_close(selected.rewards[:, 0], torch.tensor([10.0, 20.0]))
+    torch.testing.assert_close(selected.task_index, torch.tensor([0]))

@@ -1,0 +1,175 @@
+"""VectorSampler: shapes and masks, per-task parameters and tasks, determinism, the fast path
+against the Gymnasium env, termination, recurrent carry-over, worker failures."""
+
+import multiprocessing
+
+import gymnasium as gym
+import pytest
+import torch
+from failing_env import FailingEnv  # its own module: spawned workers import it without torch
+
+from metarl.episodes import Episodes
+from metarl.policies import GRUPolicy, call, make_policy, parameters
+from metarl.sampler import VectorSampler
+
+CHEETAH = "metarl/HalfCheetahVel-v0"
+
+
+def policy_for(sampler, seed=0, **kwargs):
+    torch.manual_seed(seed)
+    return make_policy(sampler.observation_space, sampler.action_space, **kwargs)
+
+
+def assert_same_episodes(a: Episodes, b: Episodes):
+    for field in ("observations", "actions", "rewards", "log_probs", "dones", "terminated", "mask"):
+        torch.testing.assert_close(getattr(a, field), getattr(b, field), rtol=0, atol=0)
+
+
+def test_shapes_masks_and_task_index():
+    tasks = [{"velocity": 0.5}, {"velocity": 2.5}]
+    with VectorSampler(CHEETAH, 6, horizon=10) as sampler:
+        episodes = sampler.sample(policy_for(sampler), tasks, episodes_per_task=3)
+    assert episodes.observations.shape == (10, 6, 17)
+    assert episodes.actions.shape == (10, 6, 6)
+    assert episodes.rewards.shape == episodes.log_probs.shape == episodes.mask.shape == (10, 6)
+    assert torch.all(episodes.mask == 1)
+    assert torch.all(episodes.dones[-1]) and not torch.any(episodes.dones[:-1])
+    assert not torch.any(episodes.terminated)
+    assert episodes.task_index.tolist() == [0, 0, 0, 1, 1, 1]
+    assert episodes.tasks == tasks and episodes.num_env_steps == 60
+
+
+def test_each_column_runs_its_own_tasks_reward():
+    tasks = [{"velocity": 0.0}, {"velocity": 30.0}]
+    with VectorSampler(CHEETAH, 4, horizon=5) as sampler:
+        episodes = sampler.sample(policy_for(sampler), tasks, 2, deterministic=True)
+    # The cheetah barely moves in 5 steps: the 30 m/s target costs about 30 per step more.
+    per_column = episodes.rewards.mean(0)
+    assert torch.all(per_column[2:] < per_column[:2].min() - 25)
+
+
+def test_per_task_parameters_are_used_for_their_columns():
+    with VectorSampler(CHEETAH, 4, horizon=3) as sampler:
+        policy = policy_for(sampler)
+        own = parameters(policy)
+        bias = "mean.4.bias"  # the output layer of the (64, 64) mean network
+        params = [
+            {**own, bias: torch.full_like(own[bias], -5.0)},
+            {**own, bias: torch.full_like(own[bias], 5.0)},
+        ]
+        tasks = [{"velocity": 1.0}] * 2
+        episodes = sampler.sample(policy, tasks, 2, params, deterministic=True)
+    assert torch.all(episodes.actions[:, :2] < -3) and torch.all(episodes.actions[:, 2:] > 3)
+    # The log-probs are those of the parameters each column ran.
+    for column, task in enumerate(episodes.task_index.tolist()):
+        dist_params = call(policy, params[task], episodes.observations[:, column])
+        expected = policy.action_dist.distribution(dist_params).log_prob(
+            episodes.actions[:, column]
+        )
+        torch.testing.assert_close(episodes.log_probs[:, column], expected)
+
+
+def test_same_seed_same_episodes_and_a_new_seed_differs():
+    tasks = [{"velocity": 1.0}, {"velocity": 2.0}]
+    runs = []
+    for seed in (3, 3, 4):
+        with VectorSampler(CHEETAH, 4, horizon=8, seed=seed) as sampler:
+            runs.append(sampler.sample(policy_for(sampler), tasks, 2))
+    assert_same_episodes(runs[0], runs[1])
+    assert not torch.equal(runs[0].observations, runs[2].observations)
+
+
+@pytest.mark.parametrize("env_id", [CHEETAH, "metarl/AntDir-v0", "metarl/AntGoal-v0"])
+def test_fast_path_equals_the_gymnasium_env(env_id):
+    probe = gym.make(env_id).unwrapped
+    probe.reset(seed=1)
+    tasks = probe.sample_tasks(2)
+    runs = []
+    for fast in (True, False):
+        with VectorSampler(env_id, 4, horizon=30, seed=7, fast=fast, num_workers=0) as sampler:
+            runs.append(sampler.sample(policy_for(sampler), tasks, 2))
+    assert_same_episodes(*runs)
+
+
+def test_ant_termination_ends_the_column_and_pads_it():
+    kwargs = {"healthy_z_range": (0.2, 0.7)}  # the torso drops below 0.7 within a few steps
+    with VectorSampler("metarl/AntDir-v0", 4, env_kwargs=kwargs, horizon=50) as sampler:
+        episodes = sampler.sample(policy_for(sampler), [{"direction": 1.0}], 4)
+    lengths = episodes.mask.sum(0).long()
+    assert torch.all(lengths < 50)
+    for column, length in enumerate(lengths.tolist()):
+        assert episodes.terminated[length - 1, column] and episodes.dones[length - 1, column]
+        assert torch.all(episodes.mask[length:, column] == 0)
+        assert torch.all(episodes.observations[length:, column] == 0)
+    assert torch.all(episodes.episode_returns() != 0)
+
+
+def test_generic_path_matches_across_worker_layouts():
+    tasks = [{"goal": [0.3, 0.2]}, {"goal": [-0.4, 0.1]}, {"goal": [0.0, -0.5]}]
+    runs = []
+    for workers in (0, 2):
+        with VectorSampler("navigation2d", 6, seed=5, num_workers=workers) as sampler:
+            runs.append(sampler.sample(policy_for(sampler), tasks, 2))
+    assert_same_episodes(*runs)
+    assert runs[0].observations.shape == (100, 6, 2)
+
+
+def test_recurrent_hidden_state_is_carried_across_a_trial_and_reset_between_trials():
+    with VectorSampler("bandit", 4, seed=0, num_workers=0) as sampler:
+        torch.manual_seed(0)
+        policy = GRUPolicy(1, sampler.action_space, hidden_size=16)
+        tasks = [{"probs": [0.9, 0.1, 0.1, 0.1, 0.1]}, {"probs": [0.1, 0.1, 0.1, 0.1, 0.9]}]
+        episodes = sampler.sample(policy, tasks, 2, episodes_per_trial=5)
+        again = sampler.sample(policy, tasks, 2, episodes_per_trial=5)
+    assert episodes.observations.shape[:2] == (5, 4)  # 5 one-step episodes per column
+    assert torch.all(episodes.dones) and episodes.episode_returns().shape == (20,)
+
+    def replay(reset_every_episode):
+        """Log-probs of the recorded actions, re-running the GRU over the trial's inputs."""
+        prev = episodes.previous_step_inputs()
+        hidden, log_probs = policy.initial_hidden(4), []
+        for t in range(5):
+            if reset_every_episode:
+                hidden = policy.initial_hidden(4)
+            logits, hidden = policy(episodes.observations[t], *(x[t] for x in prev), hidden)
+            log_probs.append(policy.action_dist.distribution(logits).log_prob(episodes.actions[t]))
+        return torch.stack(log_probs)
+
+    torch.testing.assert_close(replay(False), episodes.log_probs)
+    assert not torch.allclose(replay(True)[1:], episodes.log_probs[1:])
+    # A new batch starts from a zero hidden state: its first step has the first step's inputs
+    # (zeros), so the same log-prob for the same action.
+    same = again.actions[0] == episodes.actions[0]
+    torch.testing.assert_close(again.log_probs[0][same], episodes.log_probs[0][same])
+
+
+def test_deterministic_sampling_takes_the_mean():
+    with VectorSampler("navigation2d", 2, horizon=5, num_workers=0) as sampler:
+        policy = policy_for(sampler)
+        episodes = sampler.sample(policy, [{"goal": [0.1, 0.1]}], 2, deterministic=True)
+    expected = call(policy, None, episodes.observations)[0]
+    torch.testing.assert_close(episodes.actions, expected)
+
+
+def test_bad_batch_sizes_and_parameter_sets_raise():
+    with VectorSampler("navigation2d", 4, horizon=5, num_workers=0) as sampler:
+        policy = policy_for(sampler)
+        with pytest.raises(ValueError, match="need 6 envs"):
+            sampler.sample(policy, [{"goal": [0, 0]}] * 3, 2)
+        with pytest.raises(ValueError, match="parameter sets"):
+            sampler.sample(policy, [{"goal": [0, 0]}] * 2, 2, [parameters(policy)])
+        with pytest.raises(ValueError, match="goal"):
+            sampler.sample(policy, [{"goal": [0, 0, 0]}], 2)
+    with pytest.raises(ValueError, match="horizon"):
+        VectorSampler(lambda: gym.make("Pendulum-v1").unwrapped, 2, num_workers=0)
+
+
+def test_a_worker_exception_surfaces_and_close_leaves_no_process():
+    sampler = VectorSampler(FailingEnv, 2, horizon=10, num_workers=2)
+    try:
+        policy = policy_for(sampler)
+        with pytest.raises(RuntimeError, match="physics exploded"):
+            sampler.sample(policy, None, 2)
+    finally:
+        sampler.close()
+    assert multiprocessing.active_children() == []
