@@ -1,0 +1,93 @@
+"""What the single-task trainers (TRPO, PPO) share: a policy, a sampler that runs one fixed task
+(or a task-free Gymnasium env), and the sample → update → metrics iteration.
+
+They are the non-meta baselines (DESIGN §1, §5): the same policies, sampler and backend as the
+meta-learners, with the task held fixed.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, Protocol, TypeVar
+
+import torch
+from torch import Tensor
+from torch.distributions import Distribution
+
+from metarl.envs.base import Task
+from metarl.episodes import Episodes
+from metarl.policies import Params, call, make_policy
+from metarl.sampler import VectorSampler
+
+Trainer = TypeVar("Trainer", bound="SingleTaskTrainer")
+
+
+class SingleTaskConfig(Protocol):
+    """The config fields every single-task trainer has (see `TRPOConfig` for their meaning)."""
+
+    task: Task | None
+    episodes_per_task: int
+    horizon: int | None
+    hidden_sizes: Sequence[int]
+    seed: int
+    num_workers: int
+
+
+class SingleTaskTrainer(ABC):
+    """Owns the sampler (close it, or use the trainer as a context manager) and the policy.
+
+    Subclasses implement `update(episodes) -> metrics`; `train_step` samples a fresh batch with
+    the current policy and updates on it.
+    """
+
+    def __init__(
+        self, env: str, config: SingleTaskConfig, env_kwargs: dict[str, Any] | None = None
+    ):
+        torch.manual_seed(config.seed)  # the initial weights of the policy (and value function)
+        self.tasks = None if config.task is None else [config.task]
+        self.episodes_per_task = config.episodes_per_task
+        self.sampler = VectorSampler(
+            env,
+            config.episodes_per_task,
+            env_kwargs=env_kwargs,
+            horizon=config.horizon,
+            seed=config.seed,
+            num_workers=config.num_workers,
+        )
+        self.policy = make_policy(
+            self.sampler.observation_space, self.sampler.action_space, config.hidden_sizes
+        )
+
+    def sample(self) -> Episodes:
+        """A batch of `episodes_per_task` episodes of the task with the current policy."""
+        return self.sampler.sample(self.policy, self.tasks, self.episodes_per_task)
+
+    def distribution(self, params: Params | None, observations: Tensor) -> Distribution:
+        """The action distribution of the policy (with `params` when given) on `observations`
+        `[..., obs_dim]`, batch shape `[...]`."""
+        return self.policy.action_dist.distribution(call(self.policy, params, observations))
+
+    @abstractmethod
+    def update(self, episodes: Episodes) -> dict[str, float]:
+        """Improve the policy on `episodes`; return the update's metrics."""
+
+    def train_step(self) -> dict[str, float]:
+        """One iteration: sample, update. Metrics: mean episode `return`, `env_steps` of this
+        iteration, and the update's own."""
+        episodes = self.sample()
+        return {
+            "return": episodes.episode_returns().mean().item(),
+            "env_steps": float(episodes.num_env_steps),
+            **self.update(episodes),
+        }
+
+    def close(self) -> None:
+        """Release the sampler's workers."""
+        self.sampler.close()
+
+    def __enter__(self: Trainer) -> Trainer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
