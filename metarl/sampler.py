@@ -100,6 +100,15 @@ class VectorSampler:
                 policy, forward, tasks_or_none, episodes_per_task, episodes_per_trial, deterministic
             )
 
+    def state_dict(self) -> dict[str, Any]:
+        """The random state of env resets and action noise, so a resumed run samples the same."""
+        return {"numpy": self._rng.bit_generator.state, "torch": self._generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+        self._rng.bit_generator.state = state["numpy"]
+        self._generator.set_state(state["torch"])
+
     def close(self) -> None:
         """Release the physics threads or worker processes."""
         self.batch_env.close()

@@ -173,3 +173,14 @@ def test_a_worker_exception_surfaces_and_close_leaves_no_process():
     finally:
         sampler.close()
     assert multiprocessing.active_children() == []
+
+
+def test_restoring_the_state_dict_repeats_the_next_batch():
+    tasks = [{"goal": [0.2, 0.2]}]
+    with VectorSampler("navigation2d", 2, horizon=5, seed=1, num_workers=0) as sampler:
+        policy = policy_for(sampler)
+        sampler.sample(policy, tasks, 2)
+        state = sampler.state_dict()
+        first = sampler.sample(policy, tasks, 2)
+        sampler.load_state_dict(state)
+        assert_same_episodes(first, sampler.sample(policy, tasks, 2))
