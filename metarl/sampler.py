@@ -51,6 +51,7 @@ class VectorSampler:
         fast: bool = True,
     ):
         env_fn = _env_factory(env, env_kwargs or {})
+        self.env_id: str | None = env_fn.args[0] if isinstance(env_fn, functools.partial) else None
         template = env_fn()
         horizon = horizon or (template.spec.max_episode_steps if template.spec else None)
         if not horizon or horizon < 1:

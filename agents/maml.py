@@ -1,0 +1,350 @@
+"""MAML-TRPO (Finn et al. 2017, "Model-Agnostic Meta-Learning", §3.2 and §5.3) and its variants.
+
+One meta-iteration: draw a batch of tasks; for each, sample pre-update episodes with θ and take
+`num_inner_steps` VPG steps θ'_i = θ − α∇L_i(θ) (fresh episodes before every further step);
+sample post-update episodes with θ'_i; then one TRPO step on θ for the post-update surrogate
+with the KL measured between the old and new *adapted* policies. The meta-gradient goes through
+the inner update exactly (second order) unless `first_order` is set (FO-MAML).
+
+Variants, as config switches on the same algorithm:
+- Meta-SGD (Li et al. 2017): `learn_inner_lr` meta-learns one inner step size per parameter.
+- E-MAML (Stadie et al. 2018): `exploration_weight` > 0 adds the term that credits the
+  pre-update episodes with the post-update return they led to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import torch
+from torch import Tensor
+
+from metarl.advantages import discounted_returns, gae, normalize
+from metarl.baselines import LinearFeatureBaseline
+from metarl.envs.base import Task
+from metarl.envs.checks import check_nonnegative, check_positive_int
+from metarl.episodes import Episodes
+from metarl.losses import masked_mean, mean_kl, surrogate_loss, vpg_loss
+from metarl.optim import trpo_step
+from metarl.policies import Params, call, make_policy, parameters
+from metarl.sampler import VectorSampler
+
+LR_PREFIX = "inner_lr."
+
+
+@dataclass
+class MAMLConfig:
+    """MAML-TRPO settings; defaults are pytorch-maml-rl's and the paper's (DESIGN §5)."""
+
+    iterations: int = 500
+    """Meta-iterations the trainer runs."""
+    seed: int = 0
+    """Seeds the policy's initial weights, task sampling, env resets and action noise."""
+    meta_batch_size: int = 40
+    """Tasks per meta-iteration."""
+    episodes_per_task: int = 20
+    """Episodes per task, before and after each inner step."""
+    horizon: int | None = None
+    """Steps per episode; None uses the env's registered `max_episode_steps`."""
+    hidden_sizes: Sequence[int] = (64, 64)
+    """Hidden layers of the tanh MLP policy."""
+    discount: float = 0.99
+    """γ of returns and GAE."""
+    gae_lambda: float = 1.0
+    """GAE λ, inner and outer; 1.0 is the paper's Monte-Carlo return minus baseline."""
+    inner_lr: float = 0.1
+    """α of the inner VPG step (the initial value when `learn_inner_lr`)."""
+    num_inner_steps: int = 1
+    """Inner VPG steps per task."""
+    first_order: bool = False
+    """FO-MAML: treat the inner gradient as a constant in the meta-gradient."""
+    learn_inner_lr: bool = False
+    """Meta-SGD: meta-learn a per-parameter inner step size, starting at `inner_lr`."""
+    exploration_weight: float = 0.0
+    """E-MAML: weight of the term crediting pre-update episodes with the post-update return."""
+    max_kl: float = 0.01
+    """Outer trust region: mean KL(old adapted ‖ new adapted) per step."""
+    cg_iterations: int = 10
+    """Conjugate-gradient iterations of the outer natural-gradient direction."""
+    cg_damping: float = 1e-5
+    """Damping added to the Fisher-vector product."""
+    max_backtracks: int = 15
+    """Outer line-search tries."""
+    backtrack_ratio: float = 0.8
+    """Outer line-search shrink factor."""
+    num_workers: int = 2
+    """Cores for the sampler's physics."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the env (a paper's velocity range, say)."""
+
+    def __post_init__(self):
+        for name in ("iterations", "meta_batch_size", "episodes_per_task", "num_inner_steps"):
+            check_positive_int(name, getattr(self, name))
+        for name in ("inner_lr", "max_kl", "cg_damping", "exploration_weight"):
+            check_nonnegative(name, getattr(self, name))
+
+
+@dataclass
+class TaskBatch:
+    """One task's episodes with the advantages the VPG and surrogate losses need."""
+
+    episodes: Episodes
+    advantages: Tensor  # [T, E] normalized GAE advantages
+
+    @classmethod
+    def of(cls, episodes: Episodes, discount: float, gae_lambda: float) -> TaskBatch:
+        """Advantages from GAE on a linear feature baseline fitted to these episodes alone."""
+        obs, dones, mask = episodes.observations, episodes.dones, episodes.mask
+        returns = discounted_returns(episodes.rewards, dones, discount)
+        baseline = LinearFeatureBaseline()
+        baseline.fit(obs, returns, mask, dones)
+        values = baseline.predict(obs, mask, dones)
+        advantages = gae(episodes.rewards, values, dones, discount, gae_lambda)
+        return cls(episodes, normalize(advantages, mask))
+
+
+def split_tasks(episodes: Episodes, discount: float, gae_lambda: float) -> list[TaskBatch]:
+    """Per-task batches of a multi-task `Episodes`."""
+    return [
+        TaskBatch.of(episodes.select_tasks([i]), discount, gae_lambda)
+        for i in range(len(episodes.tasks))
+    ]
+
+
+class MAML:
+    """MAML-TRPO and its variants on a metarl task env (see the module docstring)."""
+
+    def __init__(
+        self, env: str, config: MAMLConfig | None = None, *, env_kwargs: dict | None = None
+    ):
+        self.config = cfg = config or MAMLConfig()
+        env_kwargs = {**cfg.env_kwargs, **(env_kwargs or {})}
+        torch.manual_seed(cfg.seed)
+        self.sampler = VectorSampler(
+            env,
+            cfg.meta_batch_size * cfg.episodes_per_task,
+            env_kwargs=env_kwargs,
+            horizon=cfg.horizon,
+            seed=cfg.seed,
+            num_workers=cfg.num_workers,
+        )
+        # The task source: its own seeded RNG, independent of the sampler's.
+        self.task_env = gym.make(self.sampler.env_id, **env_kwargs).unwrapped
+        self.task_env.reset(seed=cfg.seed)
+        self.policy = make_policy(
+            self.sampler.observation_space, self.sampler.action_space, cfg.hidden_sizes
+        )
+        self.inner_lrs = {
+            name: torch.full_like(p, cfg.inner_lr) for name, p in self.policy.named_parameters()
+        }
+
+    # ----- the inner loop -------------------------------------------------------------------
+
+    def meta_parameters(self) -> Params:
+        """What the outer loop optimizes: the policy's parameters (and Meta-SGD's step sizes)."""
+        params = parameters(self.policy)
+        if self.config.learn_inner_lr:
+            params.update({LR_PREFIX + name: lr for name, lr in self.inner_lrs.items()})
+        return params
+
+    def inner_step(self, meta_params: Params, params: Params, batch: TaskBatch) -> Params:
+        """θ' = θ − α ⊙ ∇θ L_VPG(θ) on one task's episodes, differentiable w.r.t. meta_params.
+
+        With `first_order` the gradient is a constant of the meta-gradient (FO-MAML).
+        """
+        episodes = batch.episodes
+        dist = self.distribution(params, episodes.observations)
+        loss = vpg_loss(dist.log_prob(episodes.actions), batch.advantages, episodes.mask)
+        grads = torch.autograd.grad(
+            loss, list(params.values()), create_graph=not self.config.first_order
+        )
+        return {
+            name: p - self.inner_lr(meta_params, name) * g
+            for (name, p), g in zip(params.items(), grads, strict=True)
+        }
+
+    def inner_lr(self, meta_params: Params, name: str) -> Tensor | float:
+        """α for the parameter `name`: learned (Meta-SGD) or the configured constant."""
+        if self.config.learn_inner_lr:
+            return meta_params[LR_PREFIX + name]
+        return self.config.inner_lr
+
+    def adapt(self, meta_params: Params, batches: Sequence[TaskBatch]) -> Params:
+        """The adapted parameters after one inner step on each of `batches` in turn."""
+        params = {n: p for n, p in meta_params.items() if not n.startswith(LR_PREFIX)}
+        for batch in batches:
+            params = self.inner_step(meta_params, params, batch)
+        return params
+
+    def distribution(self, params: Params | None, observations: Tensor):
+        """The policy's action distribution under `params` on observations [T, B, obs]."""
+        return self.policy.action_dist.distribution(call(self.policy, params, observations))
+
+    def sample_adaptation(
+        self, tasks: Sequence[Task], num_steps: int, deterministic: bool = False
+    ) -> tuple[list[list[TaskBatch]], list[Episodes], list[Params] | None]:
+        """Run the inner loop on `tasks`: episodes with θ, then after each of `num_steps` inner
+        steps. Returns each task's inner batches, the Episodes of every stage (num_steps + 1)
+        and the adapted parameters the last stage ran (None when num_steps is 0)."""
+        cfg = self.config
+        meta_params = {n: p.detach() for n, p in self.meta_parameters().items()}
+        inner: list[list[TaskBatch]] = [[] for _ in tasks]
+        params: list[Params] | None = None
+        stages = []
+        for step in range(num_steps + 1):
+            episodes = self.sampler.sample(
+                self.policy, tasks, cfg.episodes_per_task, params, deterministic=deterministic
+            )
+            stages.append(episodes)
+            if step < num_steps:
+                for i, batch in enumerate(split_tasks(episodes, cfg.discount, cfg.gae_lambda)):
+                    inner[i].append(batch)
+                params = [_detach(self.adapt(_leaves(meta_params), b)) for b in inner]
+        return inner, stages, params
+
+    # ----- the outer loop -------------------------------------------------------------------
+
+    def train_step(self) -> dict[str, float]:
+        """One meta-iteration; metrics: pre/post-update returns, env steps, TRPO step info."""
+        cfg = self.config
+        tasks = self.task_env.sample_tasks(cfg.meta_batch_size)
+        inner, stages, sampled_params = self.sample_adaptation(tasks, cfg.num_inner_steps)
+        post = split_tasks(stages[-1], cfg.discount, cfg.gae_lambda)
+        # The trust region's anchor: the adapted policies that sampled the post-update episodes.
+        old_dists = [
+            self.distribution(params, b.episodes.observations)
+            for params, b in zip(sampled_params, post, strict=True)
+        ]
+        credit = self._exploration_credit(stages[-1]) if cfg.exploration_weight else None
+
+        def loss_fn(meta_params: Params) -> Tensor:
+            return self.outer_loss(meta_params, inner, post, credit)
+
+        def kl_fn(meta_params: Params) -> Tensor:
+            return self.outer_kl(meta_params, inner, post, old_dists)
+
+        new_params, info = trpo_step(
+            loss_fn,
+            kl_fn,
+            self.meta_parameters(),
+            max_kl=cfg.max_kl,
+            cg_iterations=cfg.cg_iterations,
+            cg_damping=cfg.cg_damping,
+            max_backtracks=cfg.max_backtracks,
+            backtrack_ratio=cfg.backtrack_ratio,
+        )
+        self.load_meta_parameters(new_params)
+        return {
+            "pre_return": stages[0].episode_returns().mean().item(),
+            "post_return": stages[-1].episode_returns().mean().item(),
+            "env_steps": float(sum(e.num_env_steps for e in stages)),
+            **{name: float(value) for name, value in info.items()},
+        }
+
+    def outer_loss(
+        self,
+        meta_params: Params,
+        inner: Sequence[Sequence[TaskBatch]],
+        post: Sequence[TaskBatch],
+        credit: Tensor | None = None,
+    ) -> Tensor:
+        """The meta-objective to minimize: the mean over tasks of the TRPO surrogate of the
+        adapted policy on its post-update episodes (plus E-MAML's term when `credit` is given)."""
+        losses = []
+        for i, (batches, b) in enumerate(zip(inner, post, strict=True)):
+            ep = b.episodes
+            params = self.adapt(meta_params, batches)
+            log_probs = self.distribution(params, ep.observations).log_prob(ep.actions)
+            loss = surrogate_loss(log_probs, ep.log_probs, b.advantages, ep.mask)
+            if credit is not None:
+                loss = loss + self.config.exploration_weight * self._exploration_loss(
+                    meta_params, batches[0], credit[i]
+                )
+            losses.append(loss)
+        return torch.stack(losses).mean()
+
+    def outer_kl(
+        self,
+        meta_params: Params,
+        inner: Sequence[Sequence[TaskBatch]],
+        post: Sequence[TaskBatch],
+        old_dists: Sequence[Any],
+    ) -> Tensor:
+        """Mean over tasks of KL(old adapted ‖ adapted under meta_params) on post-update states."""
+        kls = [
+            mean_kl(
+                old_dist,
+                self.distribution(self.adapt(meta_params, batches), b.episodes.observations),
+                b.episodes.mask,
+            )
+            for old_dist, batches, b in zip(old_dists, inner, post, strict=True)
+        ]
+        return torch.stack(kls).mean()
+
+    @staticmethod
+    def _exploration_credit(post_episodes: Episodes) -> Tensor:
+        """E-MAML's reward for a task's pre-update episodes: the post-update mean return of the
+        task, standardized across the batch's tasks (the mean is the baseline) [tasks]."""
+        returns = post_episodes.episode_returns().reshape(len(post_episodes.tasks), -1).mean(1)
+        return (returns - returns.mean()) / (returns.std() + 1e-8)
+
+    def _exploration_loss(self, meta_params: Params, pre: TaskBatch, credit: Tensor) -> Tensor:
+        """−credit · ratio of the pre-update log-likelihood (Stadie et al. 2018, eq. 5): its
+        gradient at the sampling θ is −credit · ∇ log π_θ(pre-update episodes), per step."""
+        ep = pre.episodes
+        params = {n: p for n, p in meta_params.items() if not n.startswith(LR_PREFIX)}
+        log_probs = self.distribution(params, ep.observations).log_prob(ep.actions)
+        ratio = torch.exp(log_probs - ep.log_probs.detach())
+        return -masked_mean(ratio * credit.to(ratio.dtype), ep.mask)
+
+    def load_meta_parameters(self, params: Params) -> None:
+        """Copy outer-loop parameters (as from `meta_parameters`) into the policy and step sizes."""
+        with torch.no_grad():
+            for name, param in self.policy.named_parameters():
+                param.copy_(params[name])
+            if self.config.learn_inner_lr:
+                for name, lr in self.inner_lrs.items():
+                    lr.copy_(params[LR_PREFIX + name])
+
+    # ----- evaluation, checkpoints ------------------------------------------------------------
+
+    def adaptation_returns(
+        self, tasks: Sequence[Task], num_steps: int, deterministic: bool = False
+    ) -> Tensor:
+        """Mean episode return of each task after 0, 1, …, num_steps inner steps [K+1, tasks]."""
+        _, stages, _ = self.sample_adaptation(tasks, num_steps, deterministic)
+        return torch.stack([e.episode_returns().reshape(len(tasks), -1).mean(1) for e in stages])
+
+    def state_dict(self) -> dict[str, Any]:
+        """Policy, inner step sizes, and the task and sampler RNG states."""
+        return {
+            "policy": self.policy.state_dict(),
+            "inner_lrs": self.inner_lrs,
+            "task_rng": self.task_env.np_random.bit_generator.state,
+            "sampler": self.sampler.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+        self.policy.load_state_dict(state["policy"])
+        with torch.no_grad():
+            for name, lr in self.inner_lrs.items():
+                lr.copy_(state["inner_lrs"][name])
+        self.task_env.np_random.bit_generator.state = state["task_rng"]
+        self.sampler.load_state_dict(state["sampler"])
+
+    def close(self) -> None:
+        """Release the sampler."""
+        self.sampler.close()
+
+
+def _leaves(params: Params) -> Params:
+    """Fresh leaves that require grad, so an inner step can differentiate at these values."""
+    return {name: p.detach().requires_grad_() for name, p in params.items()}
+
+
+def _detach(params: Params) -> Params:
+    return {name: p.detach() for name, p in params.items()}
