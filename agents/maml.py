@@ -21,6 +21,7 @@ from typing import Any
 import gymnasium as gym
 import torch
 from torch import Tensor
+from torch.func import vmap
 
 from metarl.advantages import discounted_returns, gae, normalize
 from metarl.baselines import LinearFeatureBaseline
@@ -88,34 +89,53 @@ class MAMLConfig:
 
 
 @dataclass
-class TaskBatch:
-    """One task's episodes with the advantages the VPG and surrogate losses need."""
+class TaskStack:
+    """Episodes of n tasks on a leading task axis, [n, T, E, ...], with the advantages the VPG
+    and surrogate losses need. Every per-task computation runs once for all tasks, by vmap."""
 
-    episodes: Episodes
-    advantages: Tensor  # [T, E] normalized GAE advantages
+    observations: Tensor  # [n, T, E, obs_dim]
+    actions: Tensor  # [n, T, E, ...]
+    log_probs: Tensor  # [n, T, E] under the policy that sampled them
+    mask: Tensor  # [n, T, E]
+    advantages: Tensor  # [n, T, E] GAE on a per-task linear baseline, normalized per task
 
     @classmethod
-    def of(cls, episodes: Episodes, discount: float, gae_lambda: float) -> TaskBatch:
-        """Advantages from GAE on a linear feature baseline fitted to these episodes alone."""
-        obs, dones, mask = episodes.observations, episodes.dones, episodes.mask
-        returns = discounted_returns(episodes.rewards, dones, discount)
-        baseline = LinearFeatureBaseline()
-        baseline.fit(obs, returns, mask, dones)
-        values = baseline.predict(obs, mask, dones)
-        advantages = gae(episodes.rewards, values, dones, discount, gae_lambda)
-        return cls(episodes, normalize(advantages, mask))
+    def of(cls, episodes: Episodes, discount: float, gae_lambda: float) -> TaskStack:
+        """Stack `episodes` by task; each task's advantages use a baseline fitted to it alone."""
+        per_task = episodes.episodes_per_task
+        advantages = torch.zeros_like(episodes.rewards)
+        for i in range(len(episodes.tasks)):
+            cols = slice(i * per_task, (i + 1) * per_task)
+            obs, dones, mask = (
+                episodes.observations[:, cols],
+                episodes.dones[:, cols],
+                episodes.mask[:, cols],
+            )
+            returns = discounted_returns(episodes.rewards[:, cols], dones, discount)
+            baseline = LinearFeatureBaseline()
+            baseline.fit(obs, returns, mask, dones)
+            values = baseline.predict(obs, mask, dones)
+            task_advantages = gae(episodes.rewards[:, cols], values, dones, discount, gae_lambda)
+            advantages[:, cols] = normalize(task_advantages, mask)
 
+        def stack(x: Tensor) -> Tensor:
+            return x.reshape(x.shape[0], -1, per_task, *x.shape[2:]).transpose(0, 1)
 
-def split_tasks(episodes: Episodes, discount: float, gae_lambda: float) -> list[TaskBatch]:
-    """Per-task batches of a multi-task `Episodes`."""
-    return [
-        TaskBatch.of(episodes.select_tasks([i]), discount, gae_lambda)
-        for i in range(len(episodes.tasks))
-    ]
+        return cls(
+            stack(episodes.observations),
+            stack(episodes.actions),
+            stack(episodes.log_probs),
+            stack(episodes.mask),
+            stack(advantages),
+        )
 
 
 class MAML:
-    """MAML-TRPO and its variants on a metarl task env (see the module docstring)."""
+    """MAML-TRPO and its variants on a metarl task env (see the module docstring).
+
+    Adapted parameters are stacked per task ([n, ...] for each name), so the inner steps, the
+    outer surrogate and the KL of all tasks are single vmapped computations.
+    """
 
     def __init__(
         self, env: str, config: MAMLConfig | None = None, *, env_kwargs: dict | None = None
@@ -140,6 +160,7 @@ class MAML:
         self.inner_lrs = {
             name: torch.full_like(p, cfg.inner_lr) for name, p in self.policy.named_parameters()
         }
+        self._dist_params = vmap(lambda p, obs: call(self.policy, p, obs))
 
     # ----- the inner loop -------------------------------------------------------------------
 
@@ -150,20 +171,23 @@ class MAML:
             params.update({LR_PREFIX + name: lr for name, lr in self.inner_lrs.items()})
         return params
 
-    def inner_step(self, meta_params: Params, params: Params, batch: TaskBatch) -> Params:
-        """θ' = θ − α ⊙ ∇θ L_VPG(θ) on one task's episodes, differentiable w.r.t. meta_params.
+    def log_probs(self, stacked: Params, observations: Tensor, actions: Tensor) -> Tensor:
+        """log π(a|s) [n, T, E] under per-task parameters `stacked` ([n, ...] each)."""
+        dist = self.policy.action_dist.distribution(self._dist_params(stacked, observations))
+        return dist.log_prob(actions)
 
-        With `first_order` the gradient is a constant of the meta-gradient (FO-MAML).
-        """
-        episodes = batch.episodes
-        dist = self.distribution(params, episodes.observations)
-        loss = vpg_loss(dist.log_prob(episodes.actions), batch.advantages, episodes.mask)
+    def inner_step(self, meta_params: Params, stacked: Params, stack: TaskStack) -> Params:
+        """θ'_i = θ_i − α ⊙ ∇ L_VPG,i(θ_i) for every task i at once, differentiable w.r.t.
+        meta_params; with `first_order` the gradient is a constant (FO-MAML)."""
+        log_probs = self.log_probs(stacked, stack.observations, stack.actions)
+        losses = vmap(vpg_loss)(log_probs, stack.advantages, stack.mask)
+        # Task i's loss depends only on its own slice, so one backward gives every task's gradient.
         grads = torch.autograd.grad(
-            loss, list(params.values()), create_graph=not self.config.first_order
+            losses.sum(), list(stacked.values()), create_graph=not self.config.first_order
         )
         return {
             name: p - self.inner_lr(meta_params, name) * g
-            for (name, p), g in zip(params.items(), grads, strict=True)
+            for (name, p), g in zip(stacked.items(), grads, strict=True)
         }
 
     def inner_lr(self, meta_params: Params, name: str) -> Tensor | float:
@@ -172,38 +196,39 @@ class MAML:
             return meta_params[LR_PREFIX + name]
         return self.config.inner_lr
 
-    def adapt(self, meta_params: Params, batches: Sequence[TaskBatch]) -> Params:
-        """The adapted parameters after one inner step on each of `batches` in turn."""
-        params = {n: p for n, p in meta_params.items() if not n.startswith(LR_PREFIX)}
-        for batch in batches:
-            params = self.inner_step(meta_params, params, batch)
-        return params
-
-    def distribution(self, params: Params | None, observations: Tensor):
-        """The policy's action distribution under `params` on observations [T, B, obs]."""
-        return self.policy.action_dist.distribution(call(self.policy, params, observations))
+    def adapt(self, meta_params: Params, stacks: Sequence[TaskStack]) -> Params:
+        """Each task's parameters after one inner step on each of `stacks` in turn, [n, ...]."""
+        num_tasks = stacks[0].observations.shape[0]
+        stacked = {
+            name: p.expand(num_tasks, *p.shape)
+            for name, p in meta_params.items()
+            if not name.startswith(LR_PREFIX)
+        }
+        for stack in stacks:
+            stacked = self.inner_step(meta_params, stacked, stack)
+        return stacked
 
     def sample_adaptation(
         self, tasks: Sequence[Task], num_steps: int, deterministic: bool = False
-    ) -> tuple[list[list[TaskBatch]], list[Episodes], list[Params] | None]:
+    ) -> tuple[list[TaskStack], list[Episodes], Params | None]:
         """Run the inner loop on `tasks`: episodes with θ, then after each of `num_steps` inner
-        steps. Returns each task's inner batches, the Episodes of every stage (num_steps + 1)
-        and the adapted parameters the last stage ran (None when num_steps is 0)."""
+        steps. Returns the inner stacks, the Episodes of every stage (num_steps + 1) and the
+        stacked adapted parameters the last stage ran (None when num_steps is 0)."""
         cfg = self.config
-        meta_params = {n: p.detach() for n, p in self.meta_parameters().items()}
-        inner: list[list[TaskBatch]] = [[] for _ in tasks]
-        params: list[Params] | None = None
+        meta_params = _detach(self.meta_parameters())
+        inner: list[TaskStack] = []
+        stacked: Params | None = None
         stages = []
         for step in range(num_steps + 1):
+            per_task = None if stacked is None else _unstack(stacked)
             episodes = self.sampler.sample(
-                self.policy, tasks, cfg.episodes_per_task, params, deterministic=deterministic
+                self.policy, tasks, cfg.episodes_per_task, per_task, deterministic=deterministic
             )
             stages.append(episodes)
             if step < num_steps:
-                for i, batch in enumerate(split_tasks(episodes, cfg.discount, cfg.gae_lambda)):
-                    inner[i].append(batch)
-                params = [_detach(self.adapt(_leaves(meta_params), b)) for b in inner]
-        return inner, stages, params
+                inner.append(TaskStack.of(episodes, cfg.discount, cfg.gae_lambda))
+                stacked = _detach(self.adapt(_leaves(meta_params), inner))
+        return inner, stages, stacked
 
     # ----- the outer loop -------------------------------------------------------------------
 
@@ -211,20 +236,17 @@ class MAML:
         """One meta-iteration; metrics: pre/post-update returns, env steps, TRPO step info."""
         cfg = self.config
         tasks = self.task_env.sample_tasks(cfg.meta_batch_size)
-        inner, stages, sampled_params = self.sample_adaptation(tasks, cfg.num_inner_steps)
-        post = split_tasks(stages[-1], cfg.discount, cfg.gae_lambda)
+        inner, stages, sampled = self.sample_adaptation(tasks, cfg.num_inner_steps)
+        post = TaskStack.of(stages[-1], cfg.discount, cfg.gae_lambda)
         # The trust region's anchor: the adapted policies that sampled the post-update episodes.
-        old_dists = [
-            self.distribution(params, b.episodes.observations)
-            for params, b in zip(sampled_params, post, strict=True)
-        ]
+        old_dist_params = self._dist_params(sampled, post.observations)
         credit = self._exploration_credit(stages[-1]) if cfg.exploration_weight else None
 
         def loss_fn(meta_params: Params) -> Tensor:
             return self.outer_loss(meta_params, inner, post, credit)
 
         def kl_fn(meta_params: Params) -> Tensor:
-            return self.outer_kl(meta_params, inner, post, old_dists)
+            return self.outer_kl(meta_params, inner, post, old_dist_params)
 
         new_params, info = trpo_step(
             loss_fn,
@@ -247,42 +269,36 @@ class MAML:
     def outer_loss(
         self,
         meta_params: Params,
-        inner: Sequence[Sequence[TaskBatch]],
-        post: Sequence[TaskBatch],
+        inner: Sequence[TaskStack],
+        post: TaskStack,
         credit: Tensor | None = None,
     ) -> Tensor:
         """The meta-objective to minimize: the mean over tasks of the TRPO surrogate of the
         adapted policy on its post-update episodes (plus E-MAML's term when `credit` is given)."""
-        losses = []
-        for i, (batches, b) in enumerate(zip(inner, post, strict=True)):
-            ep = b.episodes
-            params = self.adapt(meta_params, batches)
-            log_probs = self.distribution(params, ep.observations).log_prob(ep.actions)
-            loss = surrogate_loss(log_probs, ep.log_probs, b.advantages, ep.mask)
-            if credit is not None:
-                loss = loss + self.config.exploration_weight * self._exploration_loss(
-                    meta_params, batches[0], credit[i]
-                )
-            losses.append(loss)
-        return torch.stack(losses).mean()
+        adapted = self.adapt(meta_params, inner)
+        log_probs = self.log_probs(adapted, post.observations, post.actions)
+        losses = vmap(surrogate_loss)(log_probs, post.log_probs, post.advantages, post.mask)
+        loss = losses.mean()
+        if credit is not None:
+            loss = loss + self.config.exploration_weight * self._exploration_loss(
+                meta_params, inner[0], credit
+            )
+        return loss
 
     def outer_kl(
         self,
         meta_params: Params,
-        inner: Sequence[Sequence[TaskBatch]],
-        post: Sequence[TaskBatch],
-        old_dists: Sequence[Any],
+        inner: Sequence[TaskStack],
+        post: TaskStack,
+        old_dist_params: Any,
     ) -> Tensor:
         """Mean over tasks of KL(old adapted ‖ adapted under meta_params) on post-update states."""
-        kls = [
-            mean_kl(
-                old_dist,
-                self.distribution(self.adapt(meta_params, batches), b.episodes.observations),
-                b.episodes.mask,
-            )
-            for old_dist, batches, b in zip(old_dists, inner, post, strict=True)
-        ]
-        return torch.stack(kls).mean()
+        new_dist_params = self._dist_params(self.adapt(meta_params, inner), post.observations)
+        dist = self.policy.action_dist.distribution
+        kls = vmap(lambda old, new, mask: mean_kl(dist(old), dist(new), mask))(
+            old_dist_params, new_dist_params, post.mask
+        )
+        return kls.mean()
 
     @staticmethod
     def _exploration_credit(post_episodes: Episodes) -> Tensor:
@@ -291,14 +307,14 @@ class MAML:
         returns = post_episodes.episode_returns().reshape(len(post_episodes.tasks), -1).mean(1)
         return (returns - returns.mean()) / (returns.std() + 1e-8)
 
-    def _exploration_loss(self, meta_params: Params, pre: TaskBatch, credit: Tensor) -> Tensor:
-        """−credit · ratio of the pre-update log-likelihood (Stadie et al. 2018, eq. 5): its
-        gradient at the sampling θ is −credit · ∇ log π_θ(pre-update episodes), per step."""
-        ep = pre.episodes
+    def _exploration_loss(self, meta_params: Params, pre: TaskStack, credit: Tensor) -> Tensor:
+        """−credit · ratio of the pre-update likelihood (Stadie et al. 2018, eq. 5): its gradient
+        at the sampling θ is −credit_i · ∇ log π_θ of task i's pre-update steps."""
         params = {n: p for n, p in meta_params.items() if not n.startswith(LR_PREFIX)}
-        log_probs = self.distribution(params, ep.observations).log_prob(ep.actions)
-        ratio = torch.exp(log_probs - ep.log_probs.detach())
-        return -masked_mean(ratio * credit.to(ratio.dtype), ep.mask)
+        dist_params = call(self.policy, params, pre.observations)
+        log_probs = self.policy.action_dist.distribution(dist_params).log_prob(pre.actions)
+        ratio = torch.exp(log_probs - pre.log_probs.detach())
+        return -masked_mean(ratio * credit.to(ratio.dtype)[:, None, None], pre.mask)
 
     def load_meta_parameters(self, params: Params) -> None:
         """Copy outer-loop parameters (as from `meta_parameters`) into the policy and step sizes."""
@@ -348,3 +364,9 @@ def _leaves(params: Params) -> Params:
 
 def _detach(params: Params) -> Params:
     return {name: p.detach() for name, p in params.items()}
+
+
+def _unstack(stacked: Params) -> list[Params]:
+    """Per-task parameter dicts from stacked [n, ...] tensors (the sampler's form)."""
+    num_tasks = next(iter(stacked.values())).shape[0]
+    return [{name: p[i] for name, p in stacked.items()} for i in range(num_tasks)]

@@ -27,7 +27,8 @@ class DiagGaussian:
 
     def distribution(self, dist_params: tuple[Tensor, Tensor]) -> Distribution:
         mean, log_std = dist_params
-        return Independent(Normal(mean, log_std.exp()), 1)
+        # No argument validation: it costs time per call and cannot run under vmap.
+        return Independent(Normal(mean, log_std.exp(), validate_args=False), 1, validate_args=False)
 
     def sample(self, dist_params: tuple[Tensor, Tensor], generator: torch.Generator) -> Tensor:
         mean, log_std = dist_params
@@ -42,7 +43,7 @@ class CategoricalActions:
     """Discrete actions; the parameters are logits [..., n]."""
 
     def distribution(self, logits: Tensor) -> Distribution:
-        return Categorical(logits=logits)
+        return Categorical(logits=logits, validate_args=False)
 
     def sample(self, logits: Tensor, generator: torch.Generator) -> Tensor:
         probs = torch.softmax(logits, dim=-1).reshape(-1, logits.shape[-1])

@@ -4,33 +4,22 @@ Meta-SGD's learned step sizes, E-MAML's extra term."""
 import pytest
 import torch
 
-from metarl.agents.maml import LR_PREFIX, MAML, MAMLConfig, TaskBatch
-from metarl.episodes import Episodes
+from metarl.agents.maml import LR_PREFIX, MAML, MAMLConfig, TaskStack
 from metarl.optim import flat, unflat
 
 
-def synthetic_batch(policy, seed, steps=6, columns=3):
-    """A task's episodes with actions drawn from `policy`, fixed advantages, float64."""
+def synthetic_stack(policy, seed, tasks=2, steps=6, columns=3):
+    """n tasks' episodes with actions drawn from `policy`, fixed advantages, float64."""
     g = torch.Generator().manual_seed(seed)
-    obs = torch.randn(steps, columns, 2, generator=g, dtype=torch.float64)
+    obs = torch.randn(tasks, steps, columns, 2, generator=g, dtype=torch.float64)
     with torch.no_grad():
         mean, log_std = policy(obs)
         actions = mean + log_std.exp() * torch.randn(mean.shape, generator=g, dtype=torch.float64)
         log_probs = policy.action_dist.distribution((mean, log_std)).log_prob(actions)
-    dones = torch.zeros(steps, columns, dtype=torch.bool)
-    dones[-1] = True
-    episodes = Episodes(
-        observations=obs,
-        actions=actions,
-        rewards=torch.zeros(steps, columns, dtype=torch.float64),
-        log_probs=log_probs,
-        dones=dones,
-        terminated=torch.zeros_like(dones),
-        mask=torch.ones(steps, columns, dtype=torch.float64),
-        task_index=torch.zeros(columns, dtype=torch.long),
-        tasks=[{"goal": [0.0, 0.0]}],
-    )
-    return TaskBatch(episodes, torch.randn(steps, columns, generator=g, dtype=torch.float64))
+    mask = torch.ones(tasks, steps, columns, dtype=torch.float64)
+    mask[1, -2:, 0] = 0  # one shorter episode
+    advantages = torch.randn(tasks, steps, columns, generator=g, dtype=torch.float64)
+    return TaskStack(obs, actions, log_probs, mask, advantages)
 
 
 @pytest.fixture
@@ -42,10 +31,8 @@ def agent():
     agent.close()
 
 
-def problem(agent, tasks=2):
-    inner = [[synthetic_batch(agent.policy, 10 * i)] for i in range(tasks)]
-    post = [synthetic_batch(agent.policy, 10 * i + 1) for i in range(tasks)]
-    return inner, post
+def problem(agent):
+    return [synthetic_stack(agent.policy, 0)], synthetic_stack(agent.policy, 1)
 
 
 def gradient(objective, params):
@@ -93,20 +80,16 @@ def test_first_order_gradient_differs_and_equals_the_fixed_inner_gradient_differ
     assert not torch.allclose(first, second, rtol=1e-3)
 
     # With the inner gradient g0 held at its value at θ, the objective is L_post(θ − α g0).
-    fixed = []
-    for batches in inner:
-        leaves = leaves_of(params)
-        adapted = agent.inner_step(leaves, leaves, batches[0])
-        fixed.append({n: (leaves[n] - adapted[n]).detach() for n in leaves})  # α·g0
+    leaves = leaves_of(params)
+    stacked = agent.adapt(leaves, inner)
+    step = {n: (leaves[n] - stacked[n]).detach() for n in leaves}  # α·g0 per task [n, ...]
 
     def fixed_inner(p):
-        losses = []
-        for step, b in zip(fixed, post, strict=True):
-            adapted = {n: p[n] - step[n] for n in p}
-            ep = b.episodes
-            log_probs = agent.distribution(adapted, ep.observations).log_prob(ep.actions)
-            losses.append(-(torch.exp(log_probs - ep.log_probs) * b.advantages).mean())
-        return torch.stack(losses).mean()
+        adapted = {n: p[n] - step[n] for n in p}
+        log_probs = agent.log_probs(adapted, post.observations, post.actions)
+        ratio = torch.exp(log_probs - post.log_probs)
+        per_task = (ratio * post.advantages * post.mask).sum((1, 2)) / post.mask.sum((1, 2))
+        return -per_task.mean()
 
     g = torch.Generator().manual_seed(1)
     for _ in range(3):
