@@ -55,6 +55,16 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_sampler(args: argparse.Namespace) -> int:
+    from metarl.bench import DEFAULT_ENVS, sampler_report
+
+    def progress(what: str) -> None:
+        print(f"measuring {what}", file=sys.stderr, flush=True)
+
+    print(sampler_report(args.env or DEFAULT_ENVS, args.quick, args.json, log=progress))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per job."""
     parser = argparse.ArgumentParser(
@@ -78,6 +88,27 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="seed for tasks and actions")
     demo.add_argument("--json", action="store_true", help="print the results as JSON")
     demo.set_defaults(run=_demo)
+
+    bench = commands.add_parser("bench", help="throughput benchmarks")
+    targets = bench.add_subparsers(dest="target", required=True, metavar="TARGET")
+    sampler = targets.add_parser(
+        "sampler",
+        help="env steps/s of the sampler on the MAML workload, against raw MuJoCo and "
+        "Gymnasium's vector envs",
+    )
+    sampler.add_argument(
+        "--env",
+        action="extend",
+        nargs="+",
+        help="MuJoCo env ids or short names (default: HalfCheetahVel and AntDir)",
+    )
+    sampler.add_argument(
+        "--quick",
+        action="store_true",
+        help="10 tasks × 4 episodes × 100 steps instead of 40 × 20 × 200 (under a minute)",
+    )
+    sampler.add_argument("--json", action="store_true", help="print the records as JSON")
+    sampler.set_defaults(run=_bench_sampler)
     return parser
 
 

@@ -1,10 +1,15 @@
 """The sampler's fast path for metarl's MuJoCo task envs: B physics states stepped in C threads.
 
-All B states live in one array (MuJoCo's full integration state, warm start included); each of
-`num_threads` threads steps its share through its own `MjData` with `mj_step`, which releases the
-GIL, so the physics runs on all cores. Observations, rewards and terminations are then computed
-for the whole batch at once by the env's own vectorized code (`MujocoTaskEnv`). Given the same
-reset seed and actions, every step equals the Gymnasium env's (tests check it).
+All B states live in one array and are stepped on all cores in one of two ways:
+- envs whose reward and observation read contact forces (Ant) keep MuJoCo's full integration
+  state, warm start included; each of `num_threads` Python threads steps its share through its
+  own `MjData` with `mj_step` (which releases the GIL) and `mj_rnePostConstraint`. Every step
+  equals the Gymnasium env's bit for bit.
+- the others (HalfCheetah) go through `mujoco.rollout`, one C call for the whole batch with no
+  Python per env, which keeps both cores busy. Its state omits the solver's warm start, so a step
+  can differ from the Gymnasium env's by the solver tolerance (~1e-12, tested).
+Observations, rewards and terminations are then computed for the whole batch at once by the env's
+own vectorized code (`MujocoTaskEnv`).
 """
 
 from __future__ import annotations
@@ -15,11 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 import mujoco
 import numpy as np
 from gymnasium.utils import seeding
+from mujoco import rollout
 
 from metarl.envs.base import Task
 from metarl.envs.mujoco_task import MujocoTaskEnv
 
-STATE = mujoco.mjtState.mjSTATE_INTEGRATION
+INTEGRATION = mujoco.mjtState.mjSTATE_INTEGRATION  # the threads path: exact, warm start too
+FULLPHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS  # what mujoco.rollout takes and returns
 
 
 class MujocoBatchEnv:
@@ -36,12 +43,16 @@ class MujocoBatchEnv:
         time = mujoco.mj_stateSize(self.model, mujoco.mjtState.mjSTATE_TIME)
         self._qpos = slice(time, time + nq)
         self._qvel = slice(time + nq, time + nq + nv)
-        self.state = np.zeros((num_envs, mujoco.mj_stateSize(self.model, STATE)))
+        self._spec = INTEGRATION if env.needs_contact_forces else FULLPHYSICS
+        self.state = np.zeros((num_envs, mujoco.mj_stateSize(self.model, self._spec)))
         self.cfrc_ext = np.zeros((num_envs, self.model.nbody, 6))
         self.task_values = np.zeros((num_envs, len(env.task_vector(env.get_task()))))
         self._rngs = [seeding.np_random(None)[0] for _ in range(num_envs)]
         self._datas = [mujoco.MjData(self.model) for _ in range(num_threads)]
-        self._pool = ThreadPoolExecutor(num_threads, thread_name_prefix="metarl-physics")
+        if env.needs_contact_forces:
+            self._pool = ThreadPoolExecutor(num_threads, thread_name_prefix="metarl-physics")
+        else:
+            self._rollout = rollout.Rollout(nthread=num_threads)
 
     def reset(
         self, env_ids: np.ndarray, tasks: Sequence[Task | None], seeds: Sequence[int | None]
@@ -56,7 +67,7 @@ class MujocoBatchEnv:
             env.np_random = self._rngs[i]
             mujoco.mj_resetData(self.model, env.data)
             env.reset_model()
-            mujoco.mj_getState(self.model, env.data, self.state[i], STATE)
+            mujoco.mj_getState(self.model, env.data, self.state[i], self._spec)
             self.cfrc_ext[i] = env.data.cfrc_ext
         return self._observations(env_ids)
 
@@ -65,14 +76,10 @@ class MujocoBatchEnv:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Step the named envs; returns (obs [n, obs], rewards, terminated, truncated) [n]."""
         qpos_before = self.state[env_ids, self._qpos]
-        chunks = np.array_split(np.arange(len(env_ids)), len(self._datas))
-        jobs = [
-            self._pool.submit(self._step_chunk, env_ids[chunk], actions[chunk], data)
-            for chunk, data in zip(chunks, self._datas, strict=True)
-            if len(chunk)
-        ]
-        for job in jobs:
-            job.result()
+        if self.env.needs_contact_forces:
+            self._step_threads(env_ids, actions)
+        else:
+            self._step_rollout(env_ids, actions)
         qpos, qvel = self.state[env_ids, self._qpos], self.state[env_ids, self._qvel]
         terms = self.env.reward_terms(
             self.task_values[env_ids],
@@ -87,19 +94,46 @@ class MujocoBatchEnv:
 
     def close(self) -> None:
         """Stop the physics threads."""
-        self._pool.shutdown(wait=True)
+        if self.env.needs_contact_forces:
+            self._pool.shutdown(wait=True)
+        else:
+            self._rollout.close()
+
+    def _step_threads(self, env_ids: np.ndarray, actions: np.ndarray) -> None:
+        chunks = np.array_split(np.arange(len(env_ids)), len(self._datas))
+        jobs = [
+            self._pool.submit(self._step_chunk, env_ids[chunk], actions[chunk], data)
+            for chunk, data in zip(chunks, self._datas, strict=True)
+            if len(chunk)
+        ]
+        for job in jobs:
+            job.result()
 
     def _step_chunk(self, env_ids: np.ndarray, actions: np.ndarray, data: mujoco.MjData) -> None:
         model, frame_skip = self.model, self.env.frame_skip
-        contact = self.env.needs_contact_forces
         for i, action in zip(env_ids, actions, strict=True):
-            mujoco.mj_setState(model, data, self.state[i], STATE)
+            mujoco.mj_setState(model, data, self.state[i], INTEGRATION)
             data.ctrl[:] = action
             mujoco.mj_step(model, data, nstep=frame_skip)
-            if contact:
-                mujoco.mj_rnePostConstraint(model, data)
-                self.cfrc_ext[i] = data.cfrc_ext
-            mujoco.mj_getState(model, data, self.state[i], STATE)
+            mujoco.mj_rnePostConstraint(model, data)
+            self.cfrc_ext[i] = data.cfrc_ext
+            mujoco.mj_getState(model, data, self.state[i], INTEGRATION)
+
+    def _step_rollout(self, env_ids: np.ndarray, actions: np.ndarray) -> None:
+        frame_skip, count = self.env.frame_skip, len(env_ids)
+        controls = np.repeat(actions.astype(np.float64)[:, None], frame_skip, axis=1)
+        states = np.empty((count, frame_skip, self.state.shape[1]))
+        self._rollout.rollout(
+            [self.model] * count,
+            self._datas,
+            np.ascontiguousarray(self.state[env_ids]),
+            controls,
+            nstep=frame_skip,
+            state=states,
+            sensordata=np.empty((count, frame_skip, self.model.nsensordata)),
+            skip_checks=True,
+        )
+        self.state[env_ids] = states[:, -1]
 
     def _observations(self, env_ids: np.ndarray) -> np.ndarray:
         state = self.state[env_ids]

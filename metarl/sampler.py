@@ -96,7 +96,7 @@ class VectorSampler:
                 f"this sampler has {self.num_envs}"
             )
         forward = _batched_forward(policy, params, num_tasks)
-        with torch.no_grad(), _one_torch_thread():
+        with torch.no_grad(), one_torch_thread():
             return self._collect(
                 policy, forward, tasks_or_none, episodes_per_task, episodes_per_trial, deterministic
             )
@@ -278,7 +278,7 @@ def _action_bounds(space: gym.Space) -> tuple[np.ndarray | None, np.ndarray | No
 
 
 @contextmanager
-def _one_torch_thread() -> Iterator[None]:
+def one_torch_thread() -> Iterator[None]:
     """Keep torch on one intra-op thread while sampling, leaving the cores to the physics."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
