@@ -37,8 +37,8 @@ LR_PREFIX = "inner_lr."
 
 
 @dataclass
-class MAMLConfig:
-    """MAML-TRPO settings; defaults are pytorch-maml-rl's and the paper's (DESIGN §5)."""
+class InnerLoopConfig:
+    """Settings of the gradient-based inner loop that MAML and ProMP share (DESIGN §5)."""
 
     iterations: int = 500
     """Meta-iterations the trainer runs."""
@@ -55,15 +55,30 @@ class MAMLConfig:
     discount: float = 0.99
     """γ of returns and GAE."""
     gae_lambda: float = 1.0
-    """GAE λ, inner and outer; 1.0 is the paper's Monte-Carlo return minus baseline."""
+    """GAE λ, inner and outer; 1.0 is the papers' Monte-Carlo return minus baseline."""
     inner_lr: float = 0.1
-    """α of the inner VPG step (the initial value when `learn_inner_lr`)."""
+    """α of the inner policy-gradient step (the initial value when `learn_inner_lr`)."""
     num_inner_steps: int = 1
-    """Inner VPG steps per task."""
+    """Inner steps per task."""
     first_order: bool = False
     """FO-MAML: treat the inner gradient as a constant in the meta-gradient."""
     learn_inner_lr: bool = False
     """Meta-SGD: meta-learn a per-parameter inner step size, starting at `inner_lr`."""
+    num_workers: int = 2
+    """Cores for the sampler's physics."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the env (a paper's velocity range, say)."""
+
+    def __post_init__(self):
+        for name in ("iterations", "meta_batch_size", "episodes_per_task", "num_inner_steps"):
+            check_positive_int(name, getattr(self, name))
+        check_nonnegative("inner_lr", self.inner_lr)
+
+
+@dataclass
+class MAMLConfig(InnerLoopConfig):
+    """MAML-TRPO settings; defaults are pytorch-maml-rl's and the paper's (DESIGN §5)."""
+
     exploration_weight: float = 0.0
     """E-MAML: weight of the term crediting pre-update episodes with the post-update return."""
     max_kl: float = 0.01
@@ -76,15 +91,10 @@ class MAMLConfig:
     """Outer line-search tries."""
     backtrack_ratio: float = 0.8
     """Outer line-search shrink factor."""
-    num_workers: int = 2
-    """Cores for the sampler's physics."""
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments of the env (a paper's velocity range, say)."""
 
     def __post_init__(self):
-        for name in ("iterations", "meta_batch_size", "episodes_per_task", "num_inner_steps"):
-            check_positive_int(name, getattr(self, name))
-        for name in ("inner_lr", "max_kl", "cg_damping", "exploration_weight"):
+        super().__post_init__()
+        for name in ("max_kl", "cg_damping", "exploration_weight"):
             check_nonnegative(name, getattr(self, name))
 
 
@@ -138,7 +148,7 @@ class MAML:
     """
 
     def __init__(
-        self, env: str, config: MAMLConfig | None = None, *, env_kwargs: dict | None = None
+        self, env: str, config: InnerLoopConfig | None = None, *, env_kwargs: dict | None = None
     ):
         self.config = cfg = config or MAMLConfig()
         env_kwargs = {**cfg.env_kwargs, **(env_kwargs or {})}
@@ -176,11 +186,14 @@ class MAML:
         dist = self.policy.action_dist.distribution(self._dist_params(stacked, observations))
         return dist.log_prob(actions)
 
+    inner_loss = staticmethod(vpg_loss)
+    """The inner objective: the policy-gradient loss of Finn et al. (ProMP swaps in LVC)."""
+
     def inner_step(self, meta_params: Params, stacked: Params, stack: TaskStack) -> Params:
-        """θ'_i = θ_i − α ⊙ ∇ L_VPG,i(θ_i) for every task i at once, differentiable w.r.t.
+        """θ'_i = θ_i − α ⊙ ∇ L_inner,i(θ_i) for every task i at once, differentiable w.r.t.
         meta_params; with `first_order` the gradient is a constant (FO-MAML)."""
         log_probs = self.log_probs(stacked, stack.observations, stack.actions)
-        losses = vmap(vpg_loss)(log_probs, stack.advantages, stack.mask)
+        losses = vmap(self.inner_loss)(log_probs, stack.advantages, stack.mask)
         # Task i's loss depends only on its own slice, so one backward gives every task's gradient.
         grads = torch.autograd.grad(
             losses.sum(), list(stacked.values()), create_graph=not self.config.first_order
@@ -198,12 +211,7 @@ class MAML:
 
     def adapt(self, meta_params: Params, stacks: Sequence[TaskStack]) -> Params:
         """Each task's parameters after one inner step on each of `stacks` in turn, [n, ...]."""
-        num_tasks = stacks[0].observations.shape[0]
-        stacked = {
-            name: p.expand(num_tasks, *p.shape)
-            for name, p in meta_params.items()
-            if not name.startswith(LR_PREFIX)
-        }
+        stacked = expand_tasks(meta_params, stacks[0].observations.shape[0])
         for stack in stacks:
             stacked = self.inner_step(meta_params, stacked, stack)
         return stacked
@@ -364,6 +372,15 @@ def _leaves(params: Params) -> Params:
 
 def _detach(params: Params) -> Params:
     return {name: p.detach() for name, p in params.items()}
+
+
+def expand_tasks(meta_params: Params, num_tasks: int) -> Params:
+    """The policy part of `meta_params` repeated for `num_tasks` tasks, [n, ...] (views)."""
+    return {
+        name: p.expand(num_tasks, *p.shape)
+        for name, p in meta_params.items()
+        if not name.startswith(LR_PREFIX)
+    }
 
 
 def _unstack(stacked: Params) -> list[Params]:

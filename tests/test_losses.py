@@ -1,10 +1,12 @@
 """Policy-gradient losses and KL against hand calculations and closed forms."""
 
 import torch
+from torch.autograd.functional import hessian
 from torch.distributions import Categorical, Independent, Normal
 
 from metarl.losses import (
     clipped_surrogate_loss,
+    lvc_loss,
     masked_mean,
     mean_kl,
     surrogate_loss,
@@ -94,3 +96,25 @@ def test_mean_kl_matches_the_categorical_formula():
     per_step = (p1 * (p1 / p2).log()).sum(-1)
     kl = mean_kl(Categorical(logits=logits1), Categorical(logits=logits2), mask)
     torch.testing.assert_close(kl, per_step[mask].mean())
+
+
+def test_lvc_has_the_vpg_gradient_at_the_sampling_policy_but_another_hessian():
+    torch.manual_seed(0)
+    obs = torch.randn(5, 3, 2, dtype=torch.float64)
+    actions = torch.randn(5, 3, dtype=torch.float64)
+    advantages = torch.randn(5, 3, dtype=torch.float64)
+    mask = torch.ones(5, 3, dtype=torch.float64)
+    theta = torch.randn(2, dtype=torch.float64)
+
+    def log_probs(w):
+        mean = torch.tanh(obs @ w)
+        return torch.distributions.Normal(mean, 0.5).log_prob(actions)
+
+    def grad(loss_fn):
+        w = theta.clone().requires_grad_()
+        return torch.autograd.grad(loss_fn(log_probs(w), advantages, mask), w)[0]
+
+    torch.testing.assert_close(grad(lvc_loss), grad(vpg_loss))
+    lvc_hessian = hessian(lambda w: lvc_loss(log_probs(w), advantages, mask), theta)
+    vpg_hessian = hessian(lambda w: vpg_loss(log_probs(w), advantages, mask), theta)
+    assert not torch.allclose(lvc_hessian, vpg_hessian)
