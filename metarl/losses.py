@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.distributions import Distribution, kl_divergence
+from torch.distributions import Categorical, Distribution, kl_divergence
 
 
 def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
@@ -63,4 +63,10 @@ def mean_kl(old_dist: Distribution, new_dist: Distribution, mask: Tensor) -> Ten
     Gaussian policies use `Independent(Normal(mean, std), 1)` so the action dims are summed;
     `old_dist` should be built from detached parameters (it is the fixed TRPO anchor).
     """
-    return masked_mean(kl_divergence(old_dist, new_dist), mask)
+    if isinstance(old_dist, Categorical) and isinstance(new_dist, Categorical):
+        # Closed form on normalized logits: torch's version masks zero probabilities with a
+        # boolean index, which cannot run under vmap (MAML batches tasks with it).
+        kl = (old_dist.probs * (old_dist.logits - new_dist.logits)).sum(-1)
+    else:
+        kl = kl_divergence(old_dist, new_dist)
+    return masked_mean(kl, mask)
