@@ -15,7 +15,7 @@ Variants, as config switches on the same algorithm:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import gymnasium as gym
@@ -91,6 +91,9 @@ class MAMLConfig(InnerLoopConfig):
     """Outer line-search tries."""
     backtrack_ratio: float = 0.8
     """Outer line-search shrink factor."""
+    fisher_tasks: int | None = None
+    """Tasks (a random subset of the batch) whose KL curvature the conjugate gradient uses;
+    None uses all. The line search always checks the KL of every task."""
 
     def __post_init__(self):
         super().__post_init__()
@@ -139,6 +142,10 @@ class TaskStack:
             stack(advantages),
         )
 
+    def select(self, tasks: Tensor) -> TaskStack:
+        """The stack of the given task indices."""
+        return TaskStack(*(x[tasks] for x in astuple_shallow(self)))
+
 
 class MAML:
     """MAML-TRPO and its variants on a metarl task env (see the module docstring).
@@ -171,6 +178,7 @@ class MAML:
             name: torch.full_like(p, cfg.inner_lr) for name, p in self.policy.named_parameters()
         }
         self._dist_params = vmap(lambda p, obs: call(self.policy, p, obs))
+        self._task_generator = torch.Generator().manual_seed(cfg.seed)  # Fisher subsets
 
     # ----- the inner loop -------------------------------------------------------------------
 
@@ -256,6 +264,15 @@ class MAML:
         def kl_fn(meta_params: Params) -> Tensor:
             return self.outer_kl(meta_params, inner, post, old_dist_params)
 
+        fisher_kl_fn = None
+        if cfg.fisher_tasks and cfg.fisher_tasks < len(tasks):
+            subset = torch.randperm(len(tasks), generator=self._task_generator)[: cfg.fisher_tasks]
+            sub_inner, sub_post = [s.select(subset) for s in inner], post.select(subset)
+            sub_old = _select(old_dist_params, subset)
+
+            def fisher_kl_fn(meta_params: Params) -> Tensor:
+                return self.outer_kl(meta_params, sub_inner, sub_post, sub_old)
+
         new_params, info = trpo_step(
             loss_fn,
             kl_fn,
@@ -265,6 +282,7 @@ class MAML:
             cg_damping=cfg.cg_damping,
             max_backtracks=cfg.max_backtracks,
             backtrack_ratio=cfg.backtrack_ratio,
+            fisher_kl_fn=fisher_kl_fn,
         )
         self.load_meta_parameters(new_params)
         return {
@@ -349,6 +367,7 @@ class MAML:
             "inner_lrs": self.inner_lrs,
             "task_rng": self.task_env.np_random.bit_generator.state,
             "sampler": self.sampler.state_dict(),
+            "fisher_rng": self._task_generator.get_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -359,6 +378,7 @@ class MAML:
                 lr.copy_(state["inner_lrs"][name])
         self.task_env.np_random.bit_generator.state = state["task_rng"]
         self.sampler.load_state_dict(state["sampler"])
+        self._task_generator.set_state(state["fisher_rng"])
 
     def close(self) -> None:
         """Release the sampler."""
@@ -381,6 +401,18 @@ def expand_tasks(meta_params: Params, num_tasks: int) -> Params:
         for name, p in meta_params.items()
         if not name.startswith(LR_PREFIX)
     }
+
+
+def astuple_shallow(stack: TaskStack) -> tuple[Tensor, ...]:
+    """The stack's tensors in field order (dataclasses.astuple would deep-copy them)."""
+    return tuple(getattr(stack, f.name) for f in fields(stack))
+
+
+def _select(dist_params: Any, tasks: Tensor) -> Any:
+    """Distribution parameters (a tensor or a tuple of them) of the given task indices."""
+    if isinstance(dist_params, tuple):
+        return tuple(x[tasks] for x in dist_params)
+    return dist_params[tasks]
 
 
 def _unstack(stacked: Params) -> list[Params]:

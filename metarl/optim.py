@@ -150,14 +150,18 @@ def trpo_step(
     cg_damping: float = 1e-5,
     max_backtracks: int = 15,
     backtrack_ratio: float = 0.8,
+    fisher_kl_fn: Objective | None = None,
 ) -> tuple[Params, dict[str, float | bool]]:
     """One TRPO update (Schulman et al. 2015): the natural-gradient step −F⁻¹g scaled so that
     ½ sᵀFs = max_kl, then the line search. Returns fresh detached params and an info dict
-    (loss_before, loss_after, kl, step_fraction, accepted); `params` is left untouched."""
+    (loss_before, loss_after, kl, step_fraction, accepted); `params` is left untouched.
+
+    fisher_kl_fn: the KL whose Hessian is F, when cheaper than `kl_fn` (e.g. on a subsample of
+    the batch, as TRPO implementations often do); the line search always checks `kl_fn`."""
     leaves = _leaves(params)
     loss_before = loss_fn(leaves)
     grad = flat(torch.autograd.grad(loss_before, list(leaves.values()), materialize_grads=True))
-    fisher = fisher_vector_product(kl_fn, params, cg_damping)
+    fisher = fisher_vector_product(fisher_kl_fn or kl_fn, params, cg_damping)
     direction = conjugate_gradient(fisher, -grad, cg_iterations)
     # The clamp turns a zero gradient (zero direction) into a zero step instead of 0·∞ = NaN.
     curvature = (direction @ fisher(direction)).clamp_min(torch.finfo(direction.dtype).tiny)

@@ -108,3 +108,22 @@ def test_meta_sgd_step_sizes_receive_gradients(agent):
     grads = torch.autograd.grad(agent.outer_loss(leaves, inner, post), list(leaves.values()))
     lr_grads = [g for name, g in zip(leaves, grads, strict=True) if name.startswith(LR_PREFIX)]
     assert lr_grads and all(torch.any(g != 0) for g in lr_grads)
+
+
+def test_a_fisher_on_a_task_subset_still_keeps_every_tasks_kl_in_the_trust_region():
+    config = MAMLConfig(
+        meta_batch_size=4,
+        episodes_per_task=2,
+        horizon=10,
+        hidden_sizes=(8,),
+        num_workers=0,
+        fisher_tasks=1,
+        max_kl=0.005,
+    )
+    agent = MAML("navigation2d", config)
+    try:
+        metrics = [agent.train_step() for _ in range(3)]
+    finally:
+        agent.close()
+    assert any(m["accepted"] for m in metrics)
+    assert all(m["kl"] <= 0.005 + 1e-9 for m in metrics)
