@@ -113,11 +113,11 @@ def test_meta_sgd_step_sizes_receive_gradients(agent):
 def test_a_fisher_on_a_task_subset_still_keeps_every_tasks_kl_in_the_trust_region():
     config = MAMLConfig(
         meta_batch_size=4,
-        episodes_per_task=2,
-        horizon=10,
+        episodes_per_task=5,
+        horizon=20,
         hidden_sizes=(8,),
         num_workers=0,
-        fisher_tasks=1,
+        fisher_tasks=2,
         max_kl=0.005,
     )
     agent = MAML("navigation2d", config)
@@ -125,5 +125,5 @@ def test_a_fisher_on_a_task_subset_still_keeps_every_tasks_kl_in_the_trust_regio
         metrics = [agent.train_step() for _ in range(3)]
     finally:
         agent.close()
-    assert any(m["accepted"] for m in metrics)
     assert all(m["kl"] <= 0.005 + 1e-9 for m in metrics)
+    assert any(m["accepted"] for m in metrics), metrics
