@@ -1,9 +1,8 @@
-"""metarl's agents by CLI name: the meta-RL agents and the single-task baselines (DESIGN §5, §7).
+"""metarl's agents: the meta-RL learners and the single-task baselines (DESIGN §5, §7).
 
-`AGENTS` maps each CLI name to a one-line description; it grows as agents land.
+`AGENTS` maps each CLI name to a one-line description; `registry.REGISTRY` says how to build it.
 """
 
-AGENTS: dict[str, str] = {
-    "trpo": "single-task TRPO (Schulman et al. 2015), the non-meta baseline: metarl.agents.trpo",
-    "ppo": "single-task PPO (Schulman et al. 2017), the non-meta baseline: metarl.agents.ppo",
-}
+from metarl.agents.registry import REGISTRY
+
+AGENTS: dict[str, str] = {name: spec.description for name, spec in REGISTRY.items()}

@@ -24,6 +24,8 @@ from metarl.policies import mlp
 class PPOConfig:
     """PPO settings: the usual ones of Schulman et al. 2017, with a batch sized for Pendulum-v1."""
 
+    iterations: int = 100
+    """Iterations the trainer runs."""
     task: Task | None = None
     """The fixed task of a metarl task env (e.g. `{"goal": [0.3, -0.2]}`); None for a plain env."""
     episodes_per_task: int = 8
@@ -175,3 +177,19 @@ class PPO(SingleTaskTrainer):
             "value_loss": value_loss.item(),
             "entropy": entropy.item(),
         }
+
+    def state_dict(self) -> dict[str, Any]:
+        """The policy, value function, optimizer and every RNG state."""
+        return {
+            **super().state_dict(),
+            "value": self.value.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "shuffle_rng": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+        super().load_state_dict(state)
+        self.value.load_state_dict(state["value"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["shuffle_rng"])

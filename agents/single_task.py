@@ -82,6 +82,15 @@ class SingleTaskTrainer(ABC):
             **self.update(episodes),
         }
 
+    def state_dict(self) -> dict[str, Any]:
+        """The policy and the sampler's RNG states (subclasses add their own parts)."""
+        return {"policy": self.policy.state_dict(), "sampler": self.sampler.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+        self.policy.load_state_dict(state["policy"])
+        self.sampler.load_state_dict(state["sampler"])
+
     def close(self) -> None:
         """Release the sampler's workers."""
         self.sampler.close()

@@ -25,6 +25,8 @@ from metarl.policies import Params, parameters
 class TRPOConfig:
     """TRPO settings; the defaults are MAML-TRPO's outer loop (DESIGN §5)."""
 
+    iterations: int = 100
+    """Iterations the trainer runs."""
     task: Task | None = None
     """The fixed task of a metarl task env (e.g. `{"goal": [0.3, -0.2]}`); None for a plain env."""
     episodes_per_task: int = 20

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import asdict
+from pathlib import Path
 
 import metarl
 from metarl.agents import AGENTS
@@ -65,6 +67,59 @@ def _bench_sampler(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from metarl.config import load_yaml, parse_sets
+    from metarl.envs import ENVS, resolve_env_id
+    from metarl.trainer import new_run, train
+
+    if args.resume:
+        if args.agent or args.env:
+            raise ValueError("--resume continues a run as recorded: give no AGENT or --env")
+        print(f"run folder: {train(Path(args.resume))}")
+        return 0
+    if not args.agent or not args.env:
+        raise ValueError("train needs an AGENT and --env ENV (or --resume DIR)")
+    values = {**(load_yaml(args.config) if args.config else {}), **parse_sets(args.set)}
+    for key in ("seed", "iterations"):
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
+    env_kwargs = json.loads(args.env_kwargs) if args.env_kwargs else {}
+    if not isinstance(env_kwargs, dict):
+        raise ValueError("--env-kwargs takes a JSON object, e.g. '{\"k\": 10}'")
+    short = next(e.short_name for e in ENVS if e.id == resolve_env_id(args.env))
+    out = Path(args.out or f"runs/{args.agent}-{short}-{time.strftime('%Y%m%d-%H%M%S')}")
+    new_run(args.agent, args.env, values, out, env_kwargs, args.checkpoint_every)
+    print(f"run folder: {train(out)}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from metarl.evaluate import evaluate
+
+    result = evaluate(Path(args.run_dir), args.tasks, args.adapt_steps, args.seed)
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return 0
+    print(
+        f"{result['agent']} on {result['env']}, iteration {result['iteration']}: "
+        f"{result['tasks']} held-out tasks (seed {result['task_seed']})"
+    )
+    for k, mean, ci in zip(
+        result["adapt_steps"], result["mean_return"], result["ci95"], strict=True
+    ):
+        print(f"  after {k} adaptation step(s): {mean:10.2f} ± {ci:.2f}")
+    print(f"written to {Path(args.run_dir) / 'eval'}")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from metarl.plot import plot
+
+    out = Path(args.output or Path(args.run_dirs[0]) / "learning_curves.png")
+    print(f"written to {plot([Path(d) for d in args.run_dirs], out)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per job."""
     parser = argparse.ArgumentParser(
@@ -109,6 +164,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sampler.add_argument("--json", action="store_true", help="print the records as JSON")
     sampler.set_defaults(run=_bench_sampler)
+
+    train = commands.add_parser("train", help="train an agent into a run folder, or resume one")
+    train.add_argument("agent", nargs="?", help="agent name (see `metarl list`)")
+    train.add_argument("--env", help="env id or short name")
+    train.add_argument("--config", help="YAML file of config values")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config value (repeatable; YAML syntax: hidden_sizes=[32,32])",
+    )
+    train.add_argument("--seed", type=int, help="short for --set seed=S")
+    train.add_argument("--iterations", type=_positive_int, help="short for --set iterations=N")
+    train.add_argument("--env-kwargs", help="JSON object of env constructor arguments")
+    train.add_argument("--out", help="run folder (default: runs/AGENT-ENV-TIME)")
+    train.add_argument(
+        "--checkpoint-every",
+        type=_positive_int,
+        default=50,
+        help="iterations between kept checkpoints (latest.pt is every one)",
+    )
+    train.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("evaluate", help="adaptation on held-out tasks")
+    evaluate.add_argument("run_dir", help="a run folder")
+    evaluate.add_argument("--tasks", type=_positive_int, default=40, help="held-out tasks")
+    evaluate.add_argument("--adapt-steps", type=int, default=3, help="adaptation steps K")
+    evaluate.add_argument("--seed", type=int, help="task seed (default: training seed + 10000)")
+    evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
+    evaluate.set_defaults(run=_evaluate)
+
+    plot = commands.add_parser("plot", help="learning curves of run folders")
+    plot.add_argument("run_dirs", nargs="+", metavar="DIR")
+    plot.add_argument("-o", "--output", help="PNG file (default: DIR/learning_curves.png)")
+    plot.set_defaults(run=_plot)
     return parser
 
 

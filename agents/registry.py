@@ -1,0 +1,56 @@
+"""CLI agent names → agent class, config class and config defaults (DESIGN §5, §7)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from metarl.agents.maml import MAML, MAMLConfig
+from metarl.agents.ppo import PPO, PPOConfig
+from metarl.agents.promp import ProMP, ProMPConfig
+from metarl.agents.trpo import TRPO, TRPOConfig
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """How `metarl train NAME` builds an agent: `agent_class(env, config_class(**overrides))`."""
+
+    agent_class: type
+    config_class: type
+    description: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+REGISTRY: dict[str, AgentSpec] = {
+    "maml-trpo": AgentSpec(MAML, MAMLConfig, "MAML with a TRPO outer loop (Finn et al. 2017)"),
+    "fo-maml": AgentSpec(
+        MAML,
+        MAMLConfig,
+        "first-order MAML: the inner gradient held constant",
+        {"first_order": True},
+    ),
+    "meta-sgd": AgentSpec(
+        MAML,
+        MAMLConfig,
+        "Meta-SGD: learned per-parameter inner step sizes (Li et al. 2017)",
+        {"learn_inner_lr": True},
+    ),
+    "e-maml": AgentSpec(
+        MAML,
+        MAMLConfig,
+        "E-MAML: credit for exploration in the pre-update episodes (Stadie et al. 2018)",
+        {"exploration_weight": 0.1},
+    ),
+    "promp": AgentSpec(
+        ProMP, ProMPConfig, "ProMP: LVC inner step, clipped outer objective (Rothfuss et al. 2019)"
+    ),
+    "trpo": AgentSpec(TRPO, TRPOConfig, "single-task TRPO, the non-meta baseline"),
+    "ppo": AgentSpec(PPO, PPOConfig, "single-task PPO, the non-meta baseline"),
+}
+
+
+def agent_spec(name: str) -> AgentSpec:
+    """The spec of a CLI agent name, or a `ValueError` listing the valid names."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown agent {name!r}; the agents are: {', '.join(REGISTRY)}")
+    return REGISTRY[name]

@@ -1,0 +1,119 @@
+"""The one training loop for every agent, and its run folder (DESIGN §7).
+
+A run folder holds `config.yaml` (agent, env, env kwargs, resolved config, metarl version),
+`progress.csv` and TensorBoard events (one row per iteration), and `checkpoints/` (`latest.pt`
+after every iteration, `iter_NNNNN.pt` every `checkpoint_every`), all written atomically. A
+resumed run continues with exactly the rows the uninterrupted run would have written.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tqdm import tqdm
+
+import metarl
+from metarl.agent import Agent
+from metarl.agents.registry import agent_spec
+from metarl.checkpoint import load_checkpoint, save_checkpoint
+from metarl.config import build_config, config_dict
+from metarl.envs import resolve_env_id
+from metarl.logger import Logger
+
+
+@dataclass
+class Run:
+    """What `config.yaml` records: enough to rebuild the agent."""
+
+    agent: str
+    env: str
+    env_kwargs: dict[str, Any]
+    config: dict[str, Any]
+    checkpoint_every: int = 50
+    version: str = metarl.__version__
+
+    def build(self, **overrides: Any) -> Agent:
+        """A fresh agent of this run (config values in `overrides` replace the recorded ones)."""
+        spec = agent_spec(self.agent)
+        config = build_config(spec.config_class, {**self.config, **overrides})
+        return spec.agent_class(self.env, config, env_kwargs=self.env_kwargs)
+
+    def save(self, run_dir: Path) -> None:
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(self.__dict__, sort_keys=False))
+
+    @classmethod
+    def load(cls, run_dir: Path) -> Run:
+        """The run recorded in `run_dir`, or a `ValueError` if there is none."""
+        path = Path(run_dir) / "config.yaml"
+        if not path.is_file():
+            raise ValueError(f"{run_dir} is not a metarl run folder (no config.yaml)")
+        return cls(**yaml.safe_load(path.read_text()))
+
+
+def new_run(
+    agent: str,
+    env: str,
+    values: dict[str, Any],
+    out_dir: Path,
+    env_kwargs: dict[str, Any] | None = None,
+    checkpoint_every: int = 50,
+) -> Run:
+    """Check the agent, env and config values, and record the run in `out_dir` (new or empty)."""
+    spec = agent_spec(agent)
+    config = build_config(spec.config_class, {**spec.overrides, **values})
+    run = Run(
+        agent, resolve_env_id(env), dict(env_kwargs or {}), config_dict(config), checkpoint_every
+    )
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise ValueError(f"{out_dir} is not empty: continue it with `metarl train --resume`")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run.save(out_dir)
+    return run
+
+
+def train(run_dir: Path) -> Path:
+    """Train the run in `run_dir` to its `iterations`, from its latest checkpoint if it has
+    one. Ctrl-C stops after the current iteration's checkpoint; run again to continue."""
+    run_dir = Path(run_dir)
+    run = Run.load(run_dir)
+    agent = run.build()
+    latest = run_dir / "checkpoints" / "latest.pt"
+    state = {"iteration": 0, "env_steps": 0.0, "wall_time": 0.0}
+    if latest.exists():
+        payload = load_checkpoint(latest)
+        agent.load_state_dict(payload["agent"])
+        state = {key: payload[key] for key in state}
+    logger = Logger(run_dir, keep_rows=state["iteration"])
+    total = run.config["iterations"]
+    bar = tqdm(total=total, initial=state["iteration"], desc=f"{run.agent} {run.env}")
+    try:
+        while state["iteration"] < total:
+            start = time.perf_counter()
+            metrics = agent.train_step()
+            elapsed = time.perf_counter() - start
+            state["iteration"] += 1
+            state["env_steps"] += metrics.pop("env_steps")
+            state["wall_time"] += elapsed
+            logger.log({**state, **metrics})
+            payload = {**state, "agent": agent.state_dict()}
+            save_checkpoint(latest, payload)
+            if state["iteration"] % run.checkpoint_every == 0:
+                save_checkpoint(
+                    run_dir / "checkpoints" / f"iter_{state['iteration']:05d}.pt", payload
+                )
+            returns = {k: f"{v:.1f}" for k, v in metrics.items() if k.endswith("return")}
+            rate = state["env_steps"] / max(state["wall_time"], 1e-9)
+            bar.set_postfix(**returns, steps_per_s=f"{rate:,.0f}")
+            bar.update()
+    except KeyboardInterrupt:
+        tqdm.write(f"interrupted: continue with `metarl train --resume {run_dir}`")
+    finally:
+        bar.close()
+        logger.close()
+        agent.close()
+    return run_dir
