@@ -79,7 +79,7 @@ def _write(out_dir: Path, result: dict[str, Any]) -> None:
     axes.set(
         xlabel="adaptation steps",
         ylabel="mean return (95% CI)",
-        title=f"{result['agent']} on {result['env']}: {result['tasks']} held-out tasks",
+        title=f"{result['agent']} on {result['env']}\n{result['tasks']} held-out tasks",
     )
     axes.set_xticks(result["adapt_steps"])
     figure.tight_layout()
