@@ -96,7 +96,7 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from metarl.evaluate import evaluate
 
-    result = evaluate(Path(args.run_dir), args.tasks, args.adapt_steps, args.seed)
+    result = evaluate(Path(args.run_dir), args.tasks, args.adapt_steps, args.seed, args.episodes)
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
@@ -194,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--tasks", type=_positive_int, default=40, help="held-out tasks")
     evaluate.add_argument("--adapt-steps", type=int, default=3, help="adaptation steps K")
     evaluate.add_argument("--seed", type=int, help="task seed (default: training seed + 10000)")
+    evaluate.add_argument(
+        "--episodes",
+        type=_positive_int,
+        help="episodes per task and adaptation step (default: training's)",
+    )
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
     evaluate.set_defaults(run=_evaluate)
 

@@ -22,13 +22,18 @@ HELD_OUT_SEED_OFFSET = 10_000  # held-out tasks come from seed + this, never the
 
 
 def evaluate(
-    run_dir: Path, num_tasks: int = 40, adapt_steps: int = 3, seed: int | None = None
+    run_dir: Path,
+    num_tasks: int = 40,
+    adapt_steps: int = 3,
+    seed: int | None = None,
+    episodes: int | None = None,
 ) -> dict[str, Any]:
     """Mean return and 95% confidence interval after each number of adaptation steps on
-    `num_tasks` held-out tasks; also written to `run_dir/eval/adaptation.{json,csv,png}`."""
+    `num_tasks` held-out tasks, adapting on `episodes` episodes per task (default: training's);
+    also written to `run_dir/eval/adaptation.{json,csv,png}`."""
     run_dir = Path(run_dir)
     run = Run.load(run_dir)
-    agent = run.build()
+    agent = run.build(**({} if episodes is None else {"episodes_per_task": episodes}))
     try:
         if not hasattr(agent, "adaptation_returns"):
             raise ValueError(f"{run.agent} does not adapt to tasks: there is nothing to evaluate")
@@ -55,6 +60,7 @@ def evaluate(
         "env": run.env,
         "iteration": payload["iteration"],
         "tasks": num_tasks,
+        "episodes_per_task": agent.config.episodes_per_task,
         "task_seed": seed,
         "adapt_steps": list(range(adapt_steps + 1)),
         "mean_return": mean.tolist(),

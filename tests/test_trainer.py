@@ -109,9 +109,11 @@ def test_train_evaluate_and_plot_commands_write_the_run_folder(tmp_path, capsys)
         "checkpoints",
     }
     capsys.readouterr()
-    assert main(["evaluate", str(run), "--tasks", "3", "--adapt-steps", "2", "--json"]) == 0
+    args = ["evaluate", str(run), "--tasks", "3", "--adapt-steps", "2", "--episodes", "3"]
+    assert main([*args, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["adapt_steps"] == [0, 1, 2] and len(result["ci95"]) == 3
+    assert result["episodes_per_task"] == 3 and result["task_seed"] == 10_000
     assert {p.name for p in (run / "eval").iterdir()} == {
         "adaptation.json",
         "adaptation.csv",
