@@ -13,29 +13,18 @@ import torch
 from torch import Tensor, nn
 
 from metarl.advantages import gae, normalize
-from metarl.agents.single_task import SingleTaskTrainer
-from metarl.envs.base import Task
+from metarl.agents.single_task import SingleTaskConfig, SingleTaskTrainer
 from metarl.episodes import Episodes
 from metarl.losses import clipped_surrogate_loss, mean_kl
 from metarl.policies import mlp
 
 
 @dataclass
-class PPOConfig:
+class PPOConfig(SingleTaskConfig):
     """PPO settings: the usual ones of Schulman et al. 2017, with a batch sized for Pendulum-v1."""
 
-    iterations: int = 100
-    """Iterations the trainer runs."""
-    task: Task | None = None
-    """The fixed task of a metarl task env (e.g. `{"goal": [0.3, -0.2]}`); None for a plain env."""
     episodes_per_task: int = 8
-    """Episodes sampled per iteration, all of the one task (the CLI's shared key)."""
-    horizon: int | None = None
-    """Steps per episode; None uses the env's registered `max_episode_steps`."""
-    hidden_sizes: Sequence[int] = (64, 64)
-    """Hidden layers of the tanh MLP policy and of the tanh MLP value function."""
-    discount: float = 0.99
-    """γ of GAE."""
+    """Episodes per iteration (8 × 200 Pendulum steps)."""
     gae_lambda: float = 0.95
     """GAE λ: bias (0) versus variance (1) of the advantages."""
     clip: float = 0.2
@@ -50,10 +39,6 @@ class PPOConfig:
     """Weight of the entropy bonus in the policy loss."""
     max_grad_norm: float = 0.5
     """Gradient-norm clip, applied to the policy and to the value function separately."""
-    seed: int = 0
-    """Seeds the initial weights, minibatch shuffling and the sampler (env resets, action noise)."""
-    num_workers: int = 0
-    """Sampler worker processes for non-MuJoCo envs; 0 steps the envs in this process."""
 
 
 class ValueFunction(nn.Module):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
@@ -23,15 +24,26 @@ from metarl.sampler import VectorSampler
 Trainer = TypeVar("Trainer", bound="SingleTaskTrainer")
 
 
-class SingleTaskConfig(Protocol):
-    """The config fields every single-task trainer has (see `TRPOConfig` for their meaning)."""
+@dataclass
+class SingleTaskConfig:
+    """The settings every single-task trainer has."""
 
-    task: Task | None
-    episodes_per_task: int
-    horizon: int | None
-    hidden_sizes: Sequence[int]
-    seed: int
-    num_workers: int
+    iterations: int = 100
+    """Iterations the trainer runs."""
+    seed: int = 0
+    """Seeds the initial weights and the sampler (env resets, action noise)."""
+    task: Task | None = None
+    """The fixed task of a metarl task env (e.g. `{"goal": [0.3, -0.2]}`); None for a plain env."""
+    episodes_per_task: int = 20
+    """Episodes sampled per iteration, all of the one task (the CLI's shared key)."""
+    horizon: int | None = None
+    """Steps per episode; None uses the env's registered `max_episode_steps`."""
+    hidden_sizes: Sequence[int] = (64, 64)
+    """Hidden layers of the tanh MLP policy (and of PPO's value function)."""
+    discount: float = 0.99
+    """γ of the returns and of GAE."""
+    num_workers: int = 0
+    """Sampler worker processes for non-MuJoCo envs; 0 steps the envs in this process."""
 
 
 class SingleTaskTrainer(ABC):

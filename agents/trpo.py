@@ -5,16 +5,14 @@ baseline from `advantages` / `baselines`, surrogate and KL from `losses`, the st
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from metarl.advantages import discounted_returns, gae, normalize
-from metarl.agents.single_task import SingleTaskTrainer
+from metarl.agents.single_task import SingleTaskConfig, SingleTaskTrainer
 from metarl.baselines import LinearFeatureBaseline
-from metarl.envs.base import Task
 from metarl.episodes import Episodes
 from metarl.losses import mean_kl, surrogate_loss
 from metarl.optim import trpo_step
@@ -22,21 +20,9 @@ from metarl.policies import Params, parameters
 
 
 @dataclass
-class TRPOConfig:
+class TRPOConfig(SingleTaskConfig):
     """TRPO settings; the defaults are MAML-TRPO's outer loop (DESIGN §5)."""
 
-    iterations: int = 100
-    """Iterations the trainer runs."""
-    task: Task | None = None
-    """The fixed task of a metarl task env (e.g. `{"goal": [0.3, -0.2]}`); None for a plain env."""
-    episodes_per_task: int = 20
-    """Episodes sampled per iteration, all of the one task (the CLI's shared key)."""
-    horizon: int | None = None
-    """Steps per episode; None uses the env's registered `max_episode_steps`."""
-    hidden_sizes: Sequence[int] = (64, 64)
-    """Hidden layers of the tanh MLP policy."""
-    discount: float = 0.99
-    """γ of the returns and of GAE."""
     gae_lambda: float = 1.0
     """GAE λ; 1.0 gives Monte-Carlo returns minus the baseline."""
     max_kl: float = 0.01
@@ -49,10 +35,6 @@ class TRPOConfig:
     """Line-search tries before the step is rejected."""
     backtrack_ratio: float = 0.8
     """Step shrink factor between line-search tries."""
-    seed: int = 0
-    """Seeds the policy's initial weights and the sampler (env resets, action noise)."""
-    num_workers: int = 0
-    """Sampler worker processes for non-MuJoCo envs; 0 steps the envs in this process."""
 
 
 class TRPO(SingleTaskTrainer):
