@@ -16,9 +16,10 @@ CURVES = {"pre_return": "pre-adaptation", "post_return": "post-adaptation", "ret
 
 
 def plot(run_dirs: Sequence[Path], out_file: Path) -> Path:
-    """Plot each run's pre-/post-adaptation return (or return) against env steps into one PNG."""
+    """Plot each run's pre-/post-adaptation return (or return) against env steps into one PNG:
+    one colour per run, dashed before adaptation, solid after."""
     figure, axes = plt.subplots(figsize=(7, 4.5))
-    for run_dir in map(Path, run_dirs):
+    for index, run_dir in enumerate(map(Path, run_dirs)):
         rows = read_progress(run_dir / "progress.csv")
         if not rows:
             raise ValueError(f"{run_dir} has no progress.csv rows to plot")
@@ -26,9 +27,9 @@ def plot(run_dirs: Sequence[Path], out_file: Path) -> Path:
         for key, label in CURVES.items():
             if key in rows[0]:
                 style = "--" if key == "pre_return" else "-"
-                axes.plot(
-                    steps, [row[key] for row in rows], style, label=f"{run_dir.name}: {label}"
-                )
+                values = [row[key] for row in rows]
+                name = f"{run_dir.name}: {label}"
+                axes.plot(steps, values, style, color=f"C{index}", label=name)
     axes.set(xlabel="env steps", ylabel="mean episode return")
     axes.legend(fontsize=8)
     axes.grid(alpha=0.3)
