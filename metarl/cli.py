@@ -73,9 +73,9 @@ def _train(args: argparse.Namespace) -> int:
     from metarl.trainer import new_run, train
 
     if args.resume:
-        if args.agent or args.env:
-            raise ValueError("--resume continues a run as recorded: give no AGENT or --env")
-        print(f"run folder: {train(Path(args.resume))}")
+        if args.agent or args.env or args.set or args.config or args.seed is not None:
+            raise ValueError("--resume continues a run as recorded (only --iterations may change)")
+        print(f"run folder: {train(Path(args.resume), args.iterations)}")
         return 0
     if not args.agent or not args.env:
         raise ValueError("train needs an AGENT and --env ENV (or --resume DIR)")
@@ -186,7 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=50,
         help="iterations between kept checkpoints (latest.pt is every one)",
     )
-    train.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
+    train.add_argument(
+        "--resume", metavar="DIR", help="continue the run in DIR (with --iterations N: to N in all)"
+    )
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser("evaluate", help="adaptation on held-out tasks")

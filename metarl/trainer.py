@@ -76,11 +76,15 @@ def new_run(
     return run
 
 
-def train(run_dir: Path) -> Path:
-    """Train the run in `run_dir` to its `iterations`, from its latest checkpoint if it has
-    one. Ctrl-C stops after the current iteration's checkpoint; run again to continue."""
+def train(run_dir: Path, iterations: int | None = None) -> Path:
+    """Train the run in `run_dir` to its `iterations` (or to `iterations`, recorded as the new
+    total), from its latest checkpoint if it has one. Ctrl-C stops after the current
+    iteration's checkpoint; run again to continue."""
     run_dir = Path(run_dir)
     run = Run.load(run_dir)
+    if iterations is not None:
+        run.config["iterations"] = iterations
+        run.save(run_dir)
     agent = run.build()
     latest = run_dir / "checkpoints" / "latest.pt"
     state = {"iteration": 0, "env_steps": 0.0, "wall_time": 0.0}

@@ -123,6 +123,8 @@ def test_train_evaluate_and_plot_commands_write_the_run_folder(tmp_path, capsys)
     assert (tmp_path / "curves.png").stat().st_size > 1000
     assert main(["train", "fo-maml", "--env", "navigation2d", "--out", str(run)]) == 2
     assert "not empty" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run), "--iterations", "3"]) == 0
+    assert len(read_progress(run / "progress.csv")) == 3
 
 
 def test_plot_and_evaluate_refuse_folders_that_are_not_runs(tmp_path):
