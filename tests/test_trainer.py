@@ -10,6 +10,7 @@ from metarl.agents.registry import REGISTRY
 from metarl.checkpoint import load_checkpoint, save_checkpoint
 from metarl.cli import main
 from metarl.config import build_config, parse_sets
+from metarl.envs import ENVS
 from metarl.evaluate import evaluate
 from metarl.logger import read_progress
 from metarl.plot import plot
@@ -135,10 +136,8 @@ def test_plot_and_evaluate_refuse_folders_that_are_not_runs(tmp_path):
 
 
 @pytest.mark.parametrize("agent", sorted(REGISTRY))
-@pytest.mark.parametrize(
-    "env", ["navigation2d", "halfcheetah-dir", "ant-goal", "bandit", "tabular-mdp"]
-)
-def test_one_iteration_of_every_agent_runs_on_each_kind_of_env(tmp_path, agent, env):
+@pytest.mark.parametrize("env", [entry.short_name for entry in ENVS])
+def test_one_iteration_of_every_agent_runs_on_every_env(tmp_path, agent, env):
     values = {**TINY, "iterations": 1, "horizon": 5}
     if agent in ("trpo", "ppo"):
         values = {"iterations": 1, "horizon": 5, "episodes_per_task": 2, "hidden_sizes": [8]}
