@@ -39,6 +39,8 @@ REGISTRY: dict[str, AgentSpec] = {
         MAML,
         MAMLConfig,
         "E-MAML: credit for exploration in the pre-update episodes (Stadie et al. 2018)",
+        # The credit is standardized across tasks, as are the surrogate's advantages, so both
+        # terms are of unit scale: 0.1 adds exploration without outweighing the meta-objective.
         {"exploration_weight": 0.1},
     ),
     "promp": AgentSpec(

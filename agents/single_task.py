@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import gymnasium as gym
 import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
-from metarl.envs.base import Task
+from metarl.envs.base import Task, TaskEnv
 from metarl.episodes import Episodes
 from metarl.policies import Params, call, make_policy
 from metarl.sampler import VectorSampler
@@ -33,7 +34,8 @@ class SingleTaskConfig:
     seed: int = 0
     """Seeds the initial weights and the sampler (env resets, action noise)."""
     task: Task | None = None
-    """The fixed task of a metarl task env (e.g. `{"goal": [0.3, -0.2]}`); None for a plain env."""
+    """The fixed task of a metarl task env (e.g. `{"goal": [0.3, -0.2]}`); None draws one with
+    `seed` (a plain Gymnasium env has none)."""
     episodes_per_task: int = 20
     """Episodes sampled per iteration, all of the one task (the CLI's shared key)."""
     horizon: int | None = None
@@ -57,7 +59,6 @@ class SingleTaskTrainer(ABC):
         self, env: str, config: SingleTaskConfig, env_kwargs: dict[str, Any] | None = None
     ):
         torch.manual_seed(config.seed)  # the initial weights of the policy (and value function)
-        self.tasks = None if config.task is None else [config.task]
         self.episodes_per_task = config.episodes_per_task
         self.sampler = VectorSampler(
             env,
@@ -67,9 +68,26 @@ class SingleTaskTrainer(ABC):
             seed=config.seed,
             num_workers=config.num_workers,
         )
+        self.tasks = self._the_task(config, env_kwargs or {})
         self.policy = make_policy(
             self.sampler.observation_space, self.sampler.action_space, config.hidden_sizes
         )
+
+    def _the_task(self, config: SingleTaskConfig, env_kwargs: dict[str, Any]) -> list[Task] | None:
+        """`[config.task]`, or for a metarl task env one task drawn with the seed: left to
+        themselves its envs would each draw their own, and draw new ones in a resumed run."""
+        if config.task is not None:
+            return [config.task]
+        if self.sampler.env_id is None:
+            return None
+        task_env = gym.make(self.sampler.env_id, **env_kwargs).unwrapped
+        try:
+            if not isinstance(task_env, TaskEnv):
+                return None
+            task_env.reset(seed=config.seed)
+            return task_env.sample_tasks(1)
+        finally:
+            task_env.close()
 
     def sample(self) -> Episodes:
         """A batch of `episodes_per_task` episodes of the task with the current policy."""

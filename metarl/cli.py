@@ -194,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="adaptation on held-out tasks")
     evaluate.add_argument("run_dir", help="a run folder")
     evaluate.add_argument("--tasks", type=_positive_int, default=40, help="held-out tasks")
-    evaluate.add_argument("--adapt-steps", type=int, default=3, help="adaptation steps K")
+    evaluate.add_argument(
+        "--adapt-steps", type=_nonnegative_int, default=3, help="adaptation steps K (default 3)"
+    )
     evaluate.add_argument("--seed", type=int, help="task seed (default: training seed + 10000)")
     evaluate.add_argument(
         "--episodes",
@@ -212,9 +214,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _positive_int(text: str) -> int:
+    return _int_at_least(text, 1)
+
+
+def _nonnegative_int(text: str) -> int:
+    return _int_at_least(text, 0)
+
+
+def _int_at_least(text: str, low: int) -> int:
     value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text}")
     return value
 
 
@@ -227,3 +237,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:  # bad user input (unknown env, bad task): no traceback
         print(f"metarl: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C; `train` has kept its checkpoint and said how to resume
+        return 130  # 128 + SIGINT, so that `metarl train ... && metarl evaluate ...` stops

@@ -31,6 +31,10 @@ def evaluate(
     """Mean return and 95% confidence interval after each number of adaptation steps on
     `num_tasks` held-out tasks, adapting on `episodes` episodes per task (default: training's);
     also written to `run_dir/eval/adaptation.{json,csv,png}`."""
+    if num_tasks < 1 or adapt_steps < 0:
+        raise ValueError(
+            f"evaluate needs tasks >= 1 and adapt_steps >= 0, got {num_tasks}, {adapt_steps}"
+        )
     run_dir = Path(run_dir)
     run = Run.load(run_dir)
     agent = run.build(**({} if episodes is None else {"episodes_per_task": episodes}))

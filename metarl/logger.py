@@ -52,4 +52,6 @@ def read_progress(path: Path) -> list[dict[str, float]]:
 
 
 def _format(value: float) -> str:
-    return f"{int(value)}" if float(value).is_integer() else f"{value:.4g}"
+    """A fixed-width number, so that the fields of successive stdout lines line up."""
+    text = f"{int(value)}" if float(value).is_integer() else f"{value:.4g}"
+    return f"{text:>10}"

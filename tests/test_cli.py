@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import metarl
+from metarl.agents.registry import REGISTRY
 from metarl.cli import main
 from metarl.envs import ENVS
 
@@ -20,13 +21,16 @@ def test_version_and_help_via_python_m():
     assert "list" in help_text.stdout and "demo" in help_text.stdout
 
 
-def test_list_shows_every_env_with_its_short_name(capsys):
+def test_list_shows_every_env_with_its_short_name_and_every_agent(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
+    lines = out.splitlines()
     for entry in ENVS:
-        line = next(line for line in out.splitlines() if entry.id in line)
+        line = next(line for line in lines if entry.id in line)
         assert entry.short_name in line and entry.description in line
     assert "Agents:" in out
+    for name, spec in REGISTRY.items():
+        assert any(line.split()[:1] == [name] and spec.description in line for line in lines)
 
 
 def test_demo_reports_random_returns_per_task_as_json(capsys):

@@ -1,9 +1,14 @@
 """Run folders: config parsing, checkpoints, resume reproducing the same rows, evaluate, plot,
 and the train/evaluate/plot commands end to end."""
 
+import dataclasses
 import json
+import random
 
+import numpy as np
 import pytest
+import torch
+import yaml
 
 from metarl.agents.maml import MAMLConfig
 from metarl.agents.registry import REGISTRY
@@ -12,7 +17,7 @@ from metarl.cli import main
 from metarl.config import build_config, parse_sets
 from metarl.envs import ENVS
 from metarl.evaluate import evaluate
-from metarl.logger import read_progress
+from metarl.logger import Logger, read_progress
 from metarl.plot import plot
 from metarl.trainer import new_run, train
 
@@ -23,6 +28,12 @@ TINY = {
     "hidden_sizes": [8],
     "num_workers": 0,
 }
+
+
+def tiny(agent, **values):
+    """TINY, less the keys the agent's config lacks (single-task agents have no task batch)."""
+    names = {f.name for f in dataclasses.fields(REGISTRY[agent].config_class)}
+    return {**{k: v for k, v in TINY.items() if k in names}, **values}
 
 
 def test_config_values_are_parsed_checked_and_unknown_keys_named():
@@ -42,8 +53,13 @@ def test_checkpoints_round_trip_and_bad_files_are_named(tmp_path):
     path = tmp_path / "c.pt"
     save_checkpoint(path, {"iteration": 3})
     assert load_checkpoint(path)["iteration"] == 3
-    path.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="corrupt"):
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temporary file left behind
+    path.write_bytes(path.read_bytes()[:50])
+    with pytest.raises(ValueError, match=r"c\.pt is corrupt, truncated") as error:
+        load_checkpoint(path)
+    assert "\n" not in str(error.value)
+    torch.save({"weights": torch.zeros(2)}, path)
+    with pytest.raises(ValueError, match="not a metarl checkpoint"):
         load_checkpoint(path)
     with pytest.raises(ValueError, match="no checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
@@ -56,32 +72,63 @@ def rows_without_time(run_dir):
     ]
 
 
-@pytest.mark.parametrize("agent", ["maml-trpo", "promp"])
+def test_logger_writes_fixed_columns_aligned_lines_and_keeps_a_checkpoints_rows(tmp_path, capsys):
+    logger = Logger(tmp_path)
+    logger.log({"iteration": 1, "env_steps": 10, "loss": -0.5})
+    logger.log({"iteration": 2, "env_steps": 20, "loss": 12.25})
+    with pytest.raises(ValueError, match="differ from the columns"):
+        logger.log({"iteration": 3, "env_steps": 30, "loss": 1.0, "kl": 0.01})
+    logger.close()
+    first, second = capsys.readouterr().out.splitlines()
+    assert first.index("loss") == second.index("loss") and len(first) == len(second)
+    logger = Logger(tmp_path, keep_rows=1)  # a resumed run whose checkpoint is at iteration 1
+    logger.log({"iteration": 2, "env_steps": 25, "loss": 0.0})
+    logger.close()
+    assert read_progress(tmp_path / "progress.csv") == [
+        {"iteration": 1, "env_steps": 10, "loss": -0.5},
+        {"iteration": 2, "env_steps": 25, "loss": 0.0},
+    ]
+    assert list((tmp_path / "tensorboard").iterdir())
+
+
+@pytest.mark.parametrize("agent", ["maml-trpo", "promp", "ppo"])
 def test_resume_after_an_interrupt_gives_the_rows_of_an_uninterrupted_run(
     tmp_path, agent, monkeypatch
 ):
-    straight = tmp_path / "straight"
-    new_run(agent, "navigation2d", {**TINY, "iterations": 4}, straight)
+    agent_class = REGISTRY[agent].agent_class
+    original, calls = agent_class.train_step, []
+
+    def step_that_also_draws_global_rngs(self):  # as an agent using torch/numpy/random might
+        calls.append(1)
+        if len(calls) == interrupt_at:
+            raise KeyboardInterrupt
+        noise = torch.rand(()).item() + np.random.rand() + random.random()  # noqa: NPY002
+        return {**original(self), "noise": noise}
+
+    monkeypatch.setattr(agent_class, "train_step", step_that_also_draws_global_rngs)
+    interrupt_at = None
+    straight, stopped, extended = (tmp_path / name for name in ("straight", "stopped", "extended"))
+    new_run(agent, "navigation2d", tiny(agent, iterations=4), straight)
     train(straight)
 
-    interrupted = tmp_path / "interrupted"
-    new_run(agent, "navigation2d", {**TINY, "iterations": 4}, interrupted)
-    spec = REGISTRY[agent].agent_class
-    original, calls = spec.train_step, []
+    new_run(agent, "navigation2d", tiny(agent, iterations=4), stopped)
+    calls.clear()
+    interrupt_at = 3  # Ctrl-C inside the third iteration
+    with pytest.raises(KeyboardInterrupt):
+        train(stopped)
+    assert len(read_progress(stopped / "progress.csv")) == 2
+    assert load_checkpoint(stopped / "checkpoints" / "latest.pt")["iteration"] == 2
+    interrupt_at = None
+    train(stopped)
 
-    def stop_at_the_third(self):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return original(self)
+    new_run(agent, "navigation2d", tiny(agent, iterations=2), extended)
+    train(extended)
+    train(extended, iterations=4)
+    assert yaml.safe_load((extended / "config.yaml").read_text())["config"]["iterations"] == 4
 
-    monkeypatch.setattr(spec, "train_step", stop_at_the_third)
-    train(interrupted)
-    assert len(read_progress(interrupted / "progress.csv")) == 2
-    monkeypatch.setattr(spec, "train_step", original)
-    train(interrupted)
-    assert rows_without_time(interrupted) == rows_without_time(straight)
     assert len(rows_without_time(straight)) == 4
+    assert rows_without_time(stopped) == rows_without_time(straight)
+    assert rows_without_time(extended) == rows_without_time(straight)
 
 
 def test_train_evaluate_and_plot_commands_write_the_run_folder(tmp_path, capsys):
@@ -120,12 +167,60 @@ def test_train_evaluate_and_plot_commands_write_the_run_folder(tmp_path, capsys)
         "adaptation.csv",
         "adaptation.png",
     }
+    header, *rows = (run / "eval" / "adaptation.csv").read_text().splitlines()
+    assert header == "adapt_steps,mean_return,ci95" and len(rows) == 3
     assert main(["plot", str(run), "-o", str(tmp_path / "curves.png")]) == 0
     assert (tmp_path / "curves.png").stat().st_size > 1000
     assert main(["train", "fo-maml", "--env", "navigation2d", "--out", str(run)]) == 2
     assert "not empty" in capsys.readouterr().err
     assert main(["train", "--resume", str(run), "--iterations", "3"]) == 0
     assert len(read_progress(run / "progress.csv")) == 3
+
+
+def test_train_layers_defaults_agent_overrides_yaml_sets_and_flags(tmp_path):
+    config_file = tmp_path / "f.yaml"
+    config_file.write_text(yaml.safe_dump({**TINY, "inner_lr": 0.2, "seed": 3, "iterations": 5}))
+    run = tmp_path / "run"
+    args = ["train", "e-maml", "--env", "metarl/Navigation2D-v0", "--config", str(config_file)]
+    args += ["--set", "inner_lr=0.05", "--seed", "7", "--iterations", "1", "--out", str(run)]
+    assert main([*args, "--env-kwargs", '{"goal_range": [-0.4, 0.4]}']) == 0
+    recorded = yaml.safe_load((run / "config.yaml").read_text())
+    assert recorded["agent"] == "e-maml" and recorded["env"] == "metarl/Navigation2D-v0"
+    assert recorded["env_kwargs"] == {"goal_range": [-0.4, 0.4]}
+    config = recorded["config"]
+    assert config["exploration_weight"] == 0.1 and config["hidden_sizes"] == [8]
+    assert (config["inner_lr"], config["seed"], config["iterations"]) == (0.05, 7, 1)
+    assert len(read_progress(run / "progress.csv")) == 1
+
+
+def test_command_errors_are_one_line_with_status_2_and_ctrl_c_is_130(tmp_path, capsys, monkeypatch):
+    def error_of(args):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        return err.strip().splitlines()[-1]
+
+    run = tmp_path / "run"
+    train_ppo = ["train", "ppo", "--env", "navigation2d", "--out", str(run)]
+    assert "maml-trpo" in error_of(["train", "mamal", "--env", "navigation2d"])
+    assert "'colour'" in error_of([*train_ppo, "--set", "colour=1"])
+    assert "bad env kwargs" in error_of([*train_ppo, "--env-kwargs", '{"goal": 1}'])
+    assert not run.exists()
+    sets = [f"--set={k}={json.dumps(v)}" for k, v in tiny("ppo").items()]
+    assert main([*train_ppo, "--iterations", "2", *sets]) == 0
+    assert "does not adapt" in error_of(["evaluate", str(run)])
+    assert "already run 2" in error_of(["train", "--resume", str(run), "--iterations", "1"])
+
+    def ctrl_c(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(REGISTRY["ppo"].agent_class, "train_step", ctrl_c)
+    assert main(["train", "--resume", str(run), "--iterations", "3"]) == 130
+    assert f"--resume {run}" in capsys.readouterr().out
+    (run / "checkpoints" / "latest.pt").write_bytes(b"\x00" * 10)
+    error = error_of(["train", "--resume", str(run)])
+    assert "latest.pt is corrupt" in error
+    assert "not a metarl run folder" in error_of(["evaluate", str(tmp_path / "nowhere")])
 
 
 def test_plot_and_evaluate_refuse_folders_that_are_not_runs(tmp_path):
@@ -138,10 +233,7 @@ def test_plot_and_evaluate_refuse_folders_that_are_not_runs(tmp_path):
 @pytest.mark.parametrize("agent", sorted(REGISTRY))
 @pytest.mark.parametrize("env", [entry.short_name for entry in ENVS])
 def test_one_iteration_of_every_agent_runs_on_every_env(tmp_path, agent, env):
-    values = {**TINY, "iterations": 1, "horizon": 5}
-    if agent in ("trpo", "ppo"):
-        values = {"iterations": 1, "horizon": 5, "episodes_per_task": 2, "hidden_sizes": [8]}
-    new_run(agent, env, values, tmp_path)
+    new_run(agent, env, tiny(agent, iterations=1, horizon=5), tmp_path)
     train(tmp_path)
     (row,) = read_progress(tmp_path / "progress.csv")
     assert row["env_steps"] > 0
