@@ -15,7 +15,7 @@ Variants, as config switches on the same algorithm:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import gymnasium as gym
@@ -66,8 +66,6 @@ class InnerLoopConfig:
     """Meta-SGD: meta-learn a per-parameter inner step size, starting at `inner_lr`."""
     num_workers: int = 2
     """Cores for the sampler's physics."""
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments of the env (a paper's velocity range, say)."""
 
     def __post_init__(self):
         for name in ("iterations", "meta_batch_size", "episodes_per_task", "num_inner_steps"):
@@ -158,7 +156,7 @@ class MAML:
         self, env: str, config: InnerLoopConfig | None = None, *, env_kwargs: dict | None = None
     ):
         self.config = cfg = config or MAMLConfig()
-        env_kwargs = {**cfg.env_kwargs, **(env_kwargs or {})}
+        env_kwargs = env_kwargs or {}  # the env's own settings (a paper's velocity range, say)
         torch.manual_seed(cfg.seed)
         self.sampler = VectorSampler(
             env,

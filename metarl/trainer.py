@@ -73,7 +73,7 @@ def new_run(
     run = Run(
         agent, resolve_env_id(env), dict(env_kwargs or {}), config_dict(config), checkpoint_every
     )
-    _check_env_kwargs(run.env, {**run.config.get("env_kwargs", {}), **run.env_kwargs})
+    _check_env_kwargs(run.env, run.env_kwargs)
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ValueError(f"{out_dir} is not empty: continue it with `metarl train --resume`")
