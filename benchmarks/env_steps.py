@@ -14,10 +14,9 @@ import json
 import time
 
 import gymnasium as gym
-import mujoco
-import numpy as np
 
 import metarl  # noqa: F401  (registers the envs)
+from metarl.bench import Workload, raw_mujoco_steps_per_s
 from metarl.envs import ENVS
 
 
@@ -31,22 +30,6 @@ def steps_per_second(env: gym.Env, steps: int, seed: int = 0) -> float:
         _, _, terminated, truncated, _ = env.step(action)
         if terminated or truncated:
             env.reset()
-    return steps / (time.perf_counter() - start)
-
-
-def raw_physics_steps_per_second(env: gym.Env, steps: int) -> float:
-    """MuJoCo alone on the env's model: `frame_skip` mj_steps (+ rnePostConstraint) per step."""
-    model, data = env.unwrapped.model, mujoco.MjData(env.unwrapped.model)
-    frame_skip = env.unwrapped.frame_skip
-    rng = np.random.default_rng(0)
-    controls = rng.uniform(-1, 1, size=(steps, model.nu))
-    start = time.perf_counter()
-    for i, control in enumerate(controls):
-        data.ctrl[:] = control
-        mujoco.mj_step(model, data, nstep=frame_skip)
-        mujoco.mj_rnePostConstraint(model, data)
-        if i % 200 == 199:
-            mujoco.mj_resetData(model, data)
     return steps / (time.perf_counter() - start)
 
 
@@ -66,7 +49,9 @@ def main() -> None:
             "unwrapped_steps_per_s": steps_per_second(env.unwrapped, args.steps),
         }
         if hasattr(env.unwrapped, "model"):
-            record["raw_mj_step_steps_per_s"] = raw_physics_steps_per_second(env, args.steps)
+            # The sampler benchmark's raw loop: the same steps as 1 task × N/200 episodes × 200.
+            workload = Workload(entry.id, 1, max(args.steps // 200, 1), 200)
+            record["raw_mj_step_steps_per_s"] = raw_mujoco_steps_per_s(workload).env_steps_per_s
         records.append(record)
         env.close()
     if args.json:
