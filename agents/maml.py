@@ -24,6 +24,7 @@ from torch import Tensor
 from torch.func import vmap
 
 from metarl.advantages import discounted_returns, gae, normalize
+from metarl.agents.trpo import TrustRegionConfig
 from metarl.baselines import LinearFeatureBaseline
 from metarl.envs.base import Task
 from metarl.envs.checks import check_nonnegative, check_positive_int
@@ -74,29 +75,20 @@ class InnerLoopConfig:
 
 
 @dataclass
-class MAMLConfig(InnerLoopConfig):
-    """MAML-TRPO settings; defaults are pytorch-maml-rl's and the paper's (DESIGN §5)."""
+class MAMLConfig(InnerLoopConfig, TrustRegionConfig):
+    """MAML-TRPO settings; defaults are pytorch-maml-rl's and the paper's (DESIGN §5). The
+    trust-region fields are those of the outer TRPO step."""
 
     exploration_weight: float = 0.0
     """E-MAML: weight of the term crediting pre-update episodes with the post-update return."""
-    max_kl: float = 0.01
-    """Outer trust region: mean KL(old adapted ‖ new adapted) per step."""
-    cg_iterations: int = 10
-    """Conjugate-gradient iterations of the outer natural-gradient direction."""
-    cg_damping: float = 1e-5
-    """Damping added to the Fisher-vector product."""
-    max_backtracks: int = 15
-    """Outer line-search tries."""
-    backtrack_ratio: float = 0.8
-    """Outer line-search shrink factor."""
     fisher_tasks: int | None = None
     """Tasks (a random subset of the batch) whose KL curvature the conjugate gradient uses;
     None uses all. The line search always checks the KL of every task."""
 
     def __post_init__(self):
-        super().__post_init__()
-        for name in ("max_kl", "cg_damping", "exploration_weight"):
-            check_nonnegative(name, getattr(self, name))
+        InnerLoopConfig.__post_init__(self)
+        TrustRegionConfig.__post_init__(self)
+        check_nonnegative("exploration_weight", self.exploration_weight)
 
 
 @dataclass
@@ -275,11 +267,7 @@ class MAML:
             loss_fn,
             kl_fn,
             self.meta_parameters(),
-            max_kl=cfg.max_kl,
-            cg_iterations=cfg.cg_iterations,
-            cg_damping=cfg.cg_damping,
-            max_backtracks=cfg.max_backtracks,
-            backtrack_ratio=cfg.backtrack_ratio,
+            **cfg.trpo_kwargs(),
             fisher_kl_fn=fisher_kl_fn,
         )
         self.load_meta_parameters(new_params)

@@ -5,14 +5,18 @@ baseline from `advantages` / `baselines`, surrogate and KL from `losses`, the st
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
+from torch import Tensor, nn
+from torch.distributions import Distribution
 
 from metarl.advantages import discounted_returns, gae, normalize
 from metarl.agents.single_task import SingleTaskConfig, SingleTaskTrainer
 from metarl.baselines import LinearFeatureBaseline
+from metarl.envs.checks import check_nonnegative, check_positive_int
 from metarl.episodes import Episodes
 from metarl.losses import mean_kl, surrogate_loss
 from metarl.optim import trpo_step
@@ -20,11 +24,9 @@ from metarl.policies import Params, parameters
 
 
 @dataclass
-class TRPOConfig(SingleTaskConfig):
-    """TRPO settings; the defaults are MAML-TRPO's outer loop (DESIGN §5)."""
+class TrustRegionConfig:
+    """The settings of `optim.trpo_step` (DESIGN §5 defaults), shared by every TRPO-driven agent."""
 
-    gae_lambda: float = 1.0
-    """GAE λ; 1.0 gives Monte-Carlo returns minus the baseline."""
     max_kl: float = 0.01
     """Trust region: the largest mean KL(old ‖ new) a step may take."""
     cg_iterations: int = 10
@@ -35,6 +37,57 @@ class TRPOConfig(SingleTaskConfig):
     """Line-search tries before the step is rejected."""
     backtrack_ratio: float = 0.8
     """Step shrink factor between line-search tries."""
+
+    def __post_init__(self):
+        for name in ("max_kl", "cg_damping"):
+            check_nonnegative(name, getattr(self, name))
+        check_positive_int("cg_iterations", self.cg_iterations)
+
+    def trpo_kwargs(self) -> dict[str, Any]:
+        """These settings as `trpo_step` keyword arguments."""
+        return {f.name: getattr(self, f.name) for f in fields(TrustRegionConfig)}
+
+
+@dataclass
+class TRPOConfig(SingleTaskConfig, TrustRegionConfig):
+    """TRPO settings; the defaults are MAML-TRPO's outer loop (DESIGN §5)."""
+
+    gae_lambda: float = 1.0
+    """GAE λ; 1.0 gives Monte-Carlo returns minus the baseline."""
+
+
+def trust_region_update(
+    policy: nn.Module,
+    distribution: Callable[[Params | None], Distribution],
+    actions: Tensor,
+    old_log_probs: Tensor,
+    advantages: Tensor,
+    mask: Tensor,
+    config: TrustRegionConfig,
+) -> dict[str, float]:
+    """One TRPO step of `policy`, in place, on the surrogate of `actions` `[T, B, ...]` sampled
+    with log-probs `old_log_probs` (the current policy's). `distribution(params)` is the policy's
+    action distribution over the batch with `params` (None: its own), batch shape `[T, B]`.
+
+    Metrics: surrogate `loss_before` / `loss_after`, `kl` of the step, `step_fraction` of the
+    full natural-gradient step taken, `accepted` (1.0 or 0.0).
+    """
+    # The trust region's fixed anchor: the sampling policy's distribution, detached.
+    with torch.no_grad():
+        old_dist = distribution(None)
+
+    def loss_fn(params: Params) -> Tensor:
+        log_probs = distribution(params).log_prob(actions)
+        return surrogate_loss(log_probs, old_log_probs, advantages, mask)
+
+    def kl_fn(params: Params) -> Tensor:
+        return mean_kl(old_dist, distribution(params), mask)
+
+    new_params, info = trpo_step(loss_fn, kl_fn, parameters(policy), **config.trpo_kwargs())
+    with torch.no_grad():
+        for name, param in policy.named_parameters():
+            param.copy_(new_params[name])
+    return {name: float(value) for name, value in info.items()}
 
 
 class TRPO(SingleTaskTrainer):
@@ -55,11 +108,8 @@ class TRPO(SingleTaskTrainer):
         self.baseline = LinearFeatureBaseline()
 
     def update(self, episodes: Episodes) -> dict[str, float]:
-        """One TRPO step on `episodes`, sampled with the current policy.
-
-        Metrics: surrogate `loss_before` / `loss_after`, `kl` of the step, `step_fraction` of the
-        full natural-gradient step taken, `accepted` (1.0 or 0.0).
-        """
+        """One TRPO step on `episodes`, sampled with the current policy (`trust_region_update`'s
+        metrics)."""
         cfg, mask = self.config, episodes.mask
         obs, dones = episodes.observations, episodes.dones
 
@@ -69,30 +119,12 @@ class TRPO(SingleTaskTrainer):
         values = self.baseline.predict(obs, mask, dones)
         advantages = gae(episodes.rewards, values, dones, cfg.discount, cfg.gae_lambda)
         advantages = normalize(advantages, mask)
-
-        # The surrogate's old policy is the sampling one: its recorded log-probs, and for the
-        # KL its distribution on the batch, detached (the trust region's fixed anchor).
-        with torch.no_grad():
-            old_dist = self.distribution(None, obs)
-
-        def loss_fn(params: Params) -> torch.Tensor:
-            log_probs = self.distribution(params, obs).log_prob(episodes.actions)
-            return surrogate_loss(log_probs, episodes.log_probs, advantages, mask)
-
-        def kl_fn(params: Params) -> torch.Tensor:
-            return mean_kl(old_dist, self.distribution(params, obs), mask)
-
-        new_params, info = trpo_step(
-            loss_fn,
-            kl_fn,
-            parameters(self.policy),
-            max_kl=cfg.max_kl,
-            cg_iterations=cfg.cg_iterations,
-            cg_damping=cfg.cg_damping,
-            max_backtracks=cfg.max_backtracks,
-            backtrack_ratio=cfg.backtrack_ratio,
+        return trust_region_update(
+            self.policy,
+            lambda params: self.distribution(params, obs),
+            episodes.actions,
+            episodes.log_probs,
+            advantages,
+            mask,
+            cfg,
         )
-        with torch.no_grad():
-            for name, param in self.policy.named_parameters():
-                param.copy_(new_params[name])
-        return {name: float(value) for name, value in info.items()}
