@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from metarl.agents.maml import MAML, MAMLConfig
+from metarl.agents.pearl import PEARL, PEARLConfig
 from metarl.agents.ppo import PPO, PPOConfig
 from metarl.agents.promp import ProMP, ProMPConfig
+from metarl.agents.rl2 import RL2PPO, RL2TRPO, RL2PPOConfig, RL2TRPOConfig
 from metarl.agents.trpo import TRPO, TRPOConfig
 
 
@@ -45,6 +47,15 @@ REGISTRY: dict[str, AgentSpec] = {
     ),
     "promp": AgentSpec(
         ProMP, ProMPConfig, "ProMP: LVC inner step, clipped outer objective (Rothfuss et al. 2019)"
+    ),
+    "rl2-trpo": AgentSpec(
+        RL2TRPO, RL2TRPOConfig, "RL²: a GRU learns to adapt within trials (Duan et al. 2016)"
+    ),
+    "rl2-ppo": AgentSpec(RL2PPO, RL2PPOConfig, "RL² with PPO as the outer loop"),
+    "pearl": AgentSpec(
+        PEARL,
+        PEARLConfig,
+        "PEARL: a posterior over a task latent z, off-policy SAC (Rakelly et al. 2019)",
     ),
     "trpo": AgentSpec(TRPO, TRPOConfig, "single-task TRPO, the non-meta baseline"),
     "ppo": AgentSpec(PPO, PPOConfig, "single-task PPO, the non-meta baseline"),

@@ -156,6 +156,25 @@ class GRUPolicy(nn.Module):
         return (out, self.log_std.expand_as(out)), hidden
 
 
+def unroll(
+    policy: GRUPolicy,
+    params: Params | None,
+    observations: Tensor,
+    previous: tuple[Tensor, Tensor, Tensor],
+) -> Any:
+    """Run a recurrent policy over whole trials: distribution parameters `[T, B, ...]` for
+    observations `[T, B, obs_dim]` and `previous` (action, reward, done) `[T, B, ...]`, from a
+    zero hidden state, as the sampler ran it (`Episodes.previous_step_inputs`)."""
+    hidden = policy.initial_hidden(observations.shape[1])
+    outputs = []
+    for t in range(observations.shape[0]):
+        out, hidden = call(policy, params, observations[t], *(x[t] for x in previous), hidden)
+        outputs.append(out)
+    if isinstance(outputs[0], tuple):
+        return tuple(torch.stack(parts) for parts in zip(*outputs, strict=True))
+    return torch.stack(outputs)
+
+
 def make_policy(
     observation_space: gym.spaces.Space,
     action_space: gym.spaces.Space,

@@ -1,0 +1,313 @@
+"""RL² (Duan et al. 2016, "RL²: Fast Reinforcement Learning via Slow Reinforcement Learning").
+
+The learning algorithm lives in the hidden state of a GRU policy that sees (observation,
+previous action, previous reward, done). A trial is `episodes_per_trial` episodes of one task with
+the hidden state carried across them and reset between trials. The outer RL algorithm (TRPO as in
+the paper, or PPO) treats a whole trial as one episode, so that the reward of later episodes
+credits the exploration done in earlier ones (§2.2 of the paper).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Self
+
+import gymnasium as gym
+import torch
+from torch import Tensor, nn
+from torch.distributions import Distribution
+
+from metarl.advantages import discounted_returns, gae, normalize
+from metarl.agents.trpo import TrustRegionConfig, trust_region_update
+from metarl.baselines import LinearFeatureBaseline
+from metarl.envs.base import Task, TaskEnv
+from metarl.envs.checks import check_nonnegative, check_positive_int
+from metarl.episodes import Episodes
+from metarl.losses import clipped_surrogate_loss, masked_mean, mean_kl
+from metarl.policies import Params, make_policy, unroll
+from metarl.sampler import VectorSampler
+
+Previous = tuple[Tensor, Tensor, Tensor]  # previous (action, reward, done), each [T, B, ...]
+
+
+@dataclass
+class RL2Config:
+    """What RL² needs whatever its outer optimizer (defaults: the paper's bandit setting, with a
+    smaller batch; its GAE λ = 0.3 leans on a value function we do not have, see `gae_lambda`)."""
+
+    iterations: int = 500
+    """Training iterations."""
+    seed: int = 0
+    """Seeds the initial weights, task sampling, env resets and action noise."""
+    meta_batch_size: int = 100
+    """Trials per iteration, each on a freshly drawn task."""
+    episodes_per_trial: int = 10
+    """Episodes of one task per trial (n of the paper): the hidden state carries across them."""
+    horizon: int | None = None
+    """Steps per episode; None uses the env's registered `max_episode_steps`."""
+    hidden_size: int = 256
+    """GRU hidden units (the paper's 256)."""
+    discount: float = 0.99
+    """γ over the whole trial: episode boundaries inside a trial do not cut the return."""
+    gae_lambda: float = 1.0
+    """GAE λ. The paper's 0.3 pairs with a learned value function; our baseline is the linear
+    feature baseline on (observation, step of the trial), which only λ = 1 leaves unbiased."""
+    num_workers: int = 2
+    """Cores for the sampler's physics (0 steps non-MuJoCo envs in this process)."""
+
+    def __post_init__(self):
+        for name in ("iterations", "meta_batch_size", "episodes_per_trial", "hidden_size"):
+            check_positive_int(name, getattr(self, name))
+        check_nonnegative("discount", self.discount)
+        check_nonnegative("gae_lambda", self.gae_lambda)
+
+
+@dataclass
+class RL2TRPOConfig(RL2Config, TrustRegionConfig):
+    """RL² with the paper's outer loop, TRPO (its trust-region fields)."""
+
+    def __post_init__(self):
+        RL2Config.__post_init__(self)
+        TrustRegionConfig.__post_init__(self)
+
+
+@dataclass
+class RL2PPOConfig(RL2Config):
+    """RL² with PPO as the outer loop; minibatches are whole trials (the GRU needs them)."""
+
+    clip: float = 0.2
+    """ε of the clipped surrogate."""
+    learning_rate: float = 3e-4
+    """Adam step size."""
+    epochs: int = 10
+    """Passes over each iteration's trials."""
+    minibatch_trials: int = 25
+    """Trials per gradient step."""
+    entropy_coef: float = 0.0
+    """Weight of the entropy bonus."""
+    max_grad_norm: float = 0.5
+    """Gradient-norm clip."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ("epochs", "minibatch_trials"):
+            check_positive_int(name, getattr(self, name))
+        check_nonnegative("clip", self.clip)
+        check_nonnegative("learning_rate", self.learning_rate)
+
+
+def trial_ends(mask: Tensor) -> Tensor:
+    """`[T, B]` bool, True at the last real step of each column: the only 'done' RL²'s returns
+    and baseline see, since a trial is one episode of the meta-MDP."""
+    lengths = mask.sum(0).long()
+    ends = torch.zeros(mask.shape, dtype=torch.bool)
+    ends[lengths - 1, torch.arange(mask.shape[1])] = True
+    return ends
+
+
+class RL2(ABC):
+    """RL² on a metarl task env; subclasses supply the outer `update` (TRPO or PPO).
+
+    env: a metarl task env id or short name; env_kwargs go to `gymnasium.make`.
+    """
+
+    config: RL2Config
+
+    def __init__(self, env: str, config: RL2Config, *, env_kwargs: dict[str, Any] | None = None):
+        self.config = cfg = config
+        env_kwargs = env_kwargs or {}
+        torch.manual_seed(cfg.seed)
+        self.sampler = VectorSampler(
+            env,
+            cfg.meta_batch_size,
+            env_kwargs=env_kwargs,
+            horizon=cfg.horizon,
+            seed=cfg.seed,
+            num_workers=cfg.num_workers,
+        )
+        self.task_env = gym.make(self.sampler.env_id or env, **env_kwargs).unwrapped
+        if not isinstance(self.task_env, TaskEnv):
+            self.close()
+            raise ValueError(f"RL² meta-learns over tasks: {env} is not a metarl task env")
+        self.task_env.reset(seed=cfg.seed)  # the task source, independent of the sampler
+        self.policy = make_policy(
+            self.sampler.observation_space,
+            self.sampler.action_space,
+            (cfg.hidden_size,),
+            recurrent=True,
+        )
+        self.baseline = LinearFeatureBaseline()
+
+    def sample_trials(self, tasks: Sequence[Task], episodes_per_trial: int) -> Episodes:
+        """One trial (column) per task, `episodes_per_trial` episodes each."""
+        return self.sampler.sample(self.policy, tasks, 1, episodes_per_trial=episodes_per_trial)
+
+    def distribution(self, params: Params | None, observations: Tensor, previous: Previous):
+        """The action distribution at every step of whole trials, batch shape `[T, B]`."""
+        return self.policy.action_dist.distribution(
+            unroll(self.policy, params, observations, previous)
+        )
+
+    def advantages(self, episodes: Episodes) -> Tensor:
+        """Normalized GAE `[T, B]` over whole trials, on the linear baseline of trial time."""
+        cfg, mask, obs = self.config, episodes.mask, episodes.observations
+        ends = trial_ends(mask)
+        returns = discounted_returns(episodes.rewards, ends, cfg.discount)
+        self.baseline.fit(obs, returns, mask, ends)
+        values = self.baseline.predict(obs, mask, ends)
+        advantages = gae(episodes.rewards, values, ends, cfg.discount, cfg.gae_lambda)
+        return normalize(advantages, mask)
+
+    @abstractmethod
+    def update(self, episodes: Episodes, advantages: Tensor) -> dict[str, float]:
+        """Improve the policy on `episodes` (sampled with it); return the update's metrics."""
+
+    def train_step(self) -> dict[str, float]:
+        """One iteration: a trial on each of `meta_batch_size` new tasks, then one update.
+
+        Metrics: `trial_return` (total reward per trial, the paper's measure), mean episode
+        `return`, `first_episode_return` and `last_episode_return` of the trials (their gap is
+        the adaptation), env steps, and the update's own.
+        """
+        cfg = self.config
+        tasks = self.task_env.sample_tasks(cfg.meta_batch_size)
+        episodes = self.sample_trials(tasks, cfg.episodes_per_trial)
+        returns = episodes.episode_returns().reshape(len(tasks), cfg.episodes_per_trial)
+        metrics = self.update(episodes, self.advantages(episodes))
+        return {
+            "trial_return": returns.sum(1).mean().item(),
+            "return": returns.mean().item(),
+            "first_episode_return": returns[:, 0].mean().item(),
+            "last_episode_return": returns[:, -1].mean().item(),
+            "env_steps": float(episodes.num_env_steps),
+            **metrics,
+        }
+
+    def trial_returns(self, tasks: Sequence[Task], episodes: int) -> Tensor:
+        """Return of each episode of one trial per task `[episodes, len(tasks)]` (TrialAgent)."""
+        size = self.config.meta_batch_size  # the sampler's envs
+        chunks = [
+            self.sample_trials(tasks[i : i + size], episodes).episode_returns()
+            for i in range(0, len(tasks), size)
+        ]
+        return torch.cat(chunks).reshape(len(tasks), episodes).T.float()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Policy, baseline, and the task and sampler RNG states (subclasses add their own)."""
+        return {
+            "policy": self.policy.state_dict(),
+            "baseline": self.baseline.weights,
+            "task_rng": self.task_env.np_random.bit_generator.state,
+            "sampler": self.sampler.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+        self.policy.load_state_dict(state["policy"])
+        self.baseline.weights = state["baseline"]
+        self.task_env.np_random.bit_generator.state = state["task_rng"]
+        self.sampler.load_state_dict(state["sampler"])
+
+    def close(self) -> None:
+        """Release the sampler."""
+        self.sampler.close()
+
+    def __enter__(self: Self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class RL2TRPO(RL2):
+    """RL² with a TRPO step per iteration, the paper's choice (`rl2-trpo`)."""
+
+    def __init__(
+        self, env: str, config: RL2TRPOConfig | None = None, *, env_kwargs: dict | None = None
+    ):
+        super().__init__(env, config or RL2TRPOConfig(), env_kwargs=env_kwargs)
+
+    def update(self, episodes: Episodes, advantages: Tensor) -> dict[str, float]:
+        """One trust-region step; metrics of `trust_region_update`."""
+        previous = episodes.previous_step_inputs()
+        return trust_region_update(
+            self.policy,
+            lambda params: self.distribution(params, episodes.observations, previous),
+            episodes.actions,
+            episodes.log_probs,
+            advantages,
+            episodes.mask,
+            self.config,
+        )
+
+
+class RL2PPO(RL2):
+    """RL² with PPO epochs over minibatches of whole trials (`rl2-ppo`)."""
+
+    config: RL2PPOConfig
+
+    def __init__(
+        self, env: str, config: RL2PPOConfig | None = None, *, env_kwargs: dict | None = None
+    ):
+        super().__init__(env, config or RL2PPOConfig(), env_kwargs=env_kwargs)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.config.learning_rate)
+        self.generator = torch.Generator().manual_seed(self.config.seed)
+
+    def update(self, episodes: Episodes, advantages: Tensor) -> dict[str, float]:
+        """Epochs of clipped-surrogate Adam steps. Metrics: `loss_before` / `loss_after` on all
+        trials, `kl` from the sampling policy, `entropy`."""
+        cfg, mask = self.config, episodes.mask
+        previous = episodes.previous_step_inputs()
+
+        def columns(index: Tensor | slice) -> tuple[Distribution, Tensor]:
+            """The policy's distribution on the trials `index`, and their mask."""
+            inputs = tuple(x[:, index] for x in previous)
+            return self.distribution(None, episodes.observations[:, index], inputs), mask[:, index]
+
+        def loss(index: Tensor | slice) -> tuple[Tensor, Tensor]:
+            dist, column_mask = columns(index)
+            surrogate = clipped_surrogate_loss(
+                dist.log_prob(episodes.actions[:, index]),
+                episodes.log_probs[:, index],
+                advantages[:, index],
+                column_mask,
+                cfg.clip,
+            )
+            return surrogate, masked_mean(dist.entropy(), column_mask)
+
+        with torch.no_grad():
+            old_dist = columns(slice(None))[0]
+            loss_before = loss(slice(None))[0]
+        for _ in range(cfg.epochs):
+            shuffled = torch.randperm(mask.shape[1], generator=self.generator)
+            for index in shuffled.split(cfg.minibatch_trials):
+                surrogate, entropy = loss(index)
+                self.optimizer.zero_grad()
+                (surrogate - cfg.entropy_coef * entropy).backward()
+                nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+        with torch.no_grad():
+            loss_after, entropy = loss(slice(None))
+            kl = mean_kl(old_dist, columns(slice(None))[0], mask)
+        return {
+            "loss_before": loss_before.item(),
+            "loss_after": loss_after.item(),
+            "kl": kl.item(),
+            "entropy": entropy.item(),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """RL²'s state plus the optimizer and the minibatch shuffling RNG."""
+        return {
+            **super().state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "shuffle_rng": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+        super().load_state_dict(state)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["shuffle_rng"])
