@@ -1,0 +1,555 @@
+"""PEARL (Rakelly et al. 2019, "Efficient Off-Policy Meta-Reinforcement Learning via
+Probabilistic Context Variables").
+
+A context encoder turns transitions c = (s, a, r, s') of a task into a posterior q(z|c), the
+normalized product of one Gaussian factor per transition; a SAC actor-critic conditioned on z
+learns off-policy from per-task replay buffers. The encoder is trained by the critic's loss plus
+a KL penalty towards the prior N(0, I) (the information bottleneck, §4.1).
+
+One iteration (Algorithm 1 with the official implementation's collection schedule):
+1. (first iteration only) `num_initial_episodes` on every training task with z ~ prior;
+2. on `num_tasks_sample` random training tasks: clear the task's encoder buffer, then collect
+   `num_prior_episodes` with z ~ prior and `num_posterior_episodes` with z ~ q(z|encoder buffer)
+   into both buffers, and `num_extra_posterior_episodes` with z ~ q(z|encoder buffer) into the
+   replay buffer only (so the encoder learns from what exploration with the prior gives);
+3. `num_gradient_steps` steps, each on `meta_batch_size` tasks: context from each task's encoder
+   buffer, a batch from its replay buffer, z ~ q(z|context) reparameterized; critic + KL update
+   the Q-functions and the encoder, the actor learns with z held constant.
+
+SAC is the modern form: twin Q-functions with Polyak-averaged target copies, no separate value
+network (the official code's V-network is folded into the target); the entropy weight α is fixed
+at `alpha` (the paper's setting: α = 1 with rewards scaled by `reward_scale` = 5) unless
+`automatic_entropy` learns it towards the target entropy −dim(A).
+
+Evaluation (`trial_returns`) is the paper's online protocol: on each held-out task, episode 0 runs
+with z from the prior, episode i with z from the posterior given episodes 0..i-1.
+
+Transitions need s'; the sampler keeps the observation each action was taken on, so a column's
+last step has s' only when it terminated (then s' is not needed). The last step of an episode cut
+by the horizon is therefore left out of the buffers (1 step in `horizon`; it is still counted in
+`env_steps`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from metarl.agents.pearl_networks import (
+    ContextEncoder,
+    LatentPolicy,
+    TwinQ,
+    actor_loss,
+    alpha_loss,
+    critic_loss,
+    kl_to_standard_normal,
+    polyak_update,
+    soft_q_target,
+)
+from metarl.envs.base import Task, TaskEnv
+from metarl.envs.checks import check_nonnegative, check_positive_int
+from metarl.episodes import Episodes
+from metarl.sampler import VectorSampler
+
+HELD_OUT_SEED_OFFSET = 10_000  # the held-out tasks of `test_return`, as `metarl evaluate` draws
+
+
+@dataclass
+class PEARLConfig:
+    """PEARL settings. Defaults are the paper's and the official implementation's (oyster,
+    HalfCheetahVel setting), with collection counted in episodes of the env's horizon (its
+    2000 / 400 / 600 steps of 200-step episodes are 10 / 2 / 3 episodes)."""
+
+    iterations: int = 500
+    """Training iterations (the official `num_iterations`)."""
+    seed: int = 0
+    """Seeds the networks, the training tasks, env resets, action noise and batch sampling."""
+    num_train_tasks: int = 100
+    """Size of the fixed set of training tasks drawn with `seed` (cheetah-vel: 100)."""
+    meta_batch_size: int = 16
+    """Tasks per gradient step (the official `meta_batch`)."""
+    batch_size: int = 256
+    """Replay transitions per task per gradient step."""
+    context_batch_size: int = 100
+    """Context transitions per task per gradient step, from its encoder buffer."""
+    num_initial_episodes: int = 10
+    """Episodes per training task with z ~ prior before the first update (2000 steps)."""
+    num_tasks_sample: int = 5
+    """Training tasks whose data is refreshed each iteration."""
+    num_prior_episodes: int = 2
+    """Per sampled task and iteration: episodes with z ~ prior, into both buffers (400 steps)."""
+    num_posterior_episodes: int = 0
+    """Per sampled task and iteration: episodes with z ~ posterior, into both buffers."""
+    num_extra_posterior_episodes: int = 3
+    """Per sampled task and iteration: episodes with z ~ posterior, replay buffer only (600)."""
+    num_gradient_steps: int = 2000
+    """Gradient steps per iteration (the official `num_train_steps_per_itr`)."""
+    horizon: int | None = None
+    """Steps per episode; None uses the env's registered `max_episode_steps`."""
+    latent_size: int = 5
+    """Dimension of z."""
+    hidden_sizes: Sequence[int] = (300, 300, 300)
+    """Hidden layers of the actor and of each Q-function (ReLU)."""
+    encoder_hidden_sizes: Sequence[int] = (200, 200, 200)
+    """Hidden layers of the context encoder (ReLU)."""
+    use_next_obs_in_context: bool = True
+    """Context transitions are (s, a, r, s') (the issue); False drops s' (oyster's default)."""
+    discount: float = 0.99
+    """γ of the soft Q target."""
+    learning_rate: float = 3e-4
+    """Adam step size of the actor, the critics, the encoder (and α)."""
+    reward_scale: float = 5.0
+    """Rewards are multiplied by this in the Q target: with α fixed, 1/scale is the temperature."""
+    kl_weight: float = 0.1
+    """λ of the KL(q(z|c) ‖ N(0, I)) penalty, summed over the meta-batch's tasks."""
+    tau: float = 0.005
+    """Polyak rate of the target Q-functions."""
+    alpha: float = 1.0
+    """Fixed entropy weight α (the initial one with `automatic_entropy`)."""
+    automatic_entropy: bool = False
+    """Learn α towards the target entropy −dim(A) instead of keeping it fixed."""
+    policy_mean_reg: float = 1e-3
+    """Weight of the actor's pre-squash mean² regularizer (official implementation)."""
+    policy_std_reg: float = 1e-3
+    """Weight of the actor's log-std² regularizer (official implementation)."""
+    replay_buffer_size: int = 1_000_000
+    """Transitions kept per task (oldest overwritten); memory grows only as data arrives."""
+    eval_every: int = 1
+    """Iterations between `test_return` measurements (NaN in between); 0 never measures."""
+    num_eval_tasks: int = 10
+    """Held-out tasks (drawn with seed + 10000) behind `test_return`."""
+    eval_episodes: int = 2
+    """Episodes per held-out trial: `test_return` is the last one's return (the earlier ones are
+    the context; the official evaluation's final-episode return)."""
+    eval_deterministic: bool = True
+    """Evaluation takes the policy's mode (tanh of the mean), as the official evaluation."""
+    max_envs: int = 100
+    """Envs the sampler steps together; bigger collections run in chunks."""
+    num_workers: int = 2
+    """Cores for the sampler's physics (0 steps non-MuJoCo envs in this process)."""
+
+    def __post_init__(self):
+        positive = (
+            "iterations num_train_tasks meta_batch_size batch_size context_batch_size "
+            "num_initial_episodes num_tasks_sample num_prior_episodes latent_size "
+            "replay_buffer_size num_eval_tasks eval_episodes max_envs"
+        )
+        for name in positive.split():
+            check_positive_int(name, getattr(self, name))
+        for name in ("num_posterior_episodes", "num_extra_posterior_episodes", "eval_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        if self.num_gradient_steps < 0:
+            raise ValueError(f"num_gradient_steps must be >= 0, got {self.num_gradient_steps}")
+        if self.num_tasks_sample > self.num_train_tasks:
+            raise ValueError(
+                f"num_tasks_sample ({self.num_tasks_sample}) exceeds num_train_tasks "
+                f"({self.num_train_tasks})"
+            )
+        for name in ("learning_rate", "reward_scale", "kl_weight", "tau", "alpha"):
+            check_nonnegative(name, getattr(self, name))
+        if not 0 <= self.discount <= 1:
+            raise ValueError(f"discount must lie in [0, 1], got {self.discount}")
+        if self.tau > 1:
+            raise ValueError(f"tau must lie in [0, 1], got {self.tau}")
+
+
+class TaskBuffers:
+    """One FIFO buffer of transitions per task, stored as [tasks, capacity, width] tensors that
+    grow (doubling) up to `max_size` as data arrives. A row is (s, a, r, s', terminated)."""
+
+    def __init__(self, num_tasks: int, width: int, max_size: int):
+        self.max_size, self.width = max_size, width
+        self.data = torch.zeros(num_tasks, 0, width)
+        self.size = torch.zeros(num_tasks, dtype=torch.long)
+        self.next = torch.zeros(num_tasks, dtype=torch.long)  # write position when full
+
+    def clear(self, task: int) -> None:
+        self.size[task] = 0
+        self.next[task] = 0
+
+    def add(self, task: int, rows: Tensor) -> None:
+        """Append rows [n, width] to the task's buffer, overwriting the oldest when full."""
+        rows = rows[-self.max_size :]
+        n, size = rows.shape[0], int(self.size[task])
+        needed = min(size + n, self.max_size)
+        if needed > self.data.shape[1]:
+            capacity = min(max(needed, 2 * self.data.shape[1]), self.max_size)
+            grown = torch.zeros(self.data.shape[0], capacity, self.width)
+            grown[:, : self.data.shape[1]] = self.data
+            self.data = grown
+        positions = (int(self.next[task]) + torch.arange(n)) % self.max_size
+        self.data[task, positions] = rows
+        self.next[task] = (int(self.next[task]) + n) % self.max_size
+        self.size[task] = needed
+
+    def sample(self, tasks: Tensor, n: int, generator: torch.Generator) -> Tensor:
+        """n rows per task, uniformly with replacement from its buffer: [len(tasks), n, width]."""
+        sizes = self.size[tasks]
+        if (sizes == 0).any():
+            raise RuntimeError("sampling from an empty task buffer")
+        index = (torch.rand(len(tasks), n, generator=generator) * sizes[:, None]).long()
+        return self.data[tasks[:, None], index]
+
+    def state_dict(self) -> dict[str, Tensor]:
+        used = int(self.size.max()) if len(self.size) else 0
+        return {"data": self.data[:, :used].clone(), "size": self.size, "next": self.next}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.data = state["data"].clone()
+        self.size, self.next = state["size"].clone(), state["next"].clone()
+
+
+class PEARL:
+    """PEARL on a metarl task env with a Box action space (see the module docstring).
+
+    env: a metarl task env id or short name; env_kwargs go to `gymnasium.make`.
+    """
+
+    def __init__(
+        self, env: str, config: PEARLConfig | None = None, *, env_kwargs: dict | None = None
+    ):
+        self.config = cfg = config or PEARLConfig()
+        env_kwargs = env_kwargs or {}
+        torch.manual_seed(cfg.seed)
+        self.sampler = VectorSampler(
+            env,
+            cfg.max_envs,
+            env_kwargs=env_kwargs,
+            horizon=cfg.horizon,
+            seed=cfg.seed,
+            num_workers=cfg.num_workers,
+        )
+        space = self.sampler.action_space
+        if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+            self.close()
+            raise ValueError(
+                f"PEARL's SAC actor needs a continuous (Box) action space; {env} has {space}"
+            )
+        if not np.allclose(space.low, -space.high):
+            self.close()
+            raise ValueError(f"PEARL needs a symmetric action box, got {space}")
+        self.task_env = gym.make(self.sampler.env_id or env, **env_kwargs).unwrapped
+        if not isinstance(self.task_env, TaskEnv):
+            self.close()
+            raise ValueError(f"PEARL meta-learns over tasks: {env} is not a metarl task env")
+        self.task_env.reset(seed=cfg.seed)
+        self.train_tasks = self.task_env.sample_tasks(cfg.num_train_tasks)
+        held_out = gym.make(self.sampler.env_id or env, **env_kwargs).unwrapped
+        held_out.reset(seed=cfg.seed + HELD_OUT_SEED_OFFSET)
+        self.eval_tasks = held_out.sample_tasks(cfg.num_eval_tasks)
+        held_out.close()
+
+        obs_dim = self.sampler.observation_space.shape[0]
+        self.obs_dim, self.action_dim = obs_dim, space.shape[0]
+        self.action_scale = torch.as_tensor(space.high, dtype=torch.float32)
+        self.context_dim = obs_dim * (2 if cfg.use_next_obs_in_context else 1) + self.action_dim + 1
+        self.encoder = ContextEncoder(self.context_dim, cfg.latent_size, cfg.encoder_hidden_sizes)
+        self.policy = LatentPolicy(obs_dim, cfg.latent_size, self.action_scale, cfg.hidden_sizes)
+        self.critic = TwinQ(obs_dim, self.action_dim, cfg.latent_size, cfg.hidden_sizes)
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.tensor(math.log(max(cfg.alpha, 1e-8)), requires_grad=True)
+        self.target_entropy = -float(self.action_dim)
+        lr = cfg.learning_rate
+        self.optimizers = {
+            "policy": torch.optim.Adam(self.policy.parameters(), lr=lr),
+            "critic": torch.optim.Adam(self.critic.parameters(), lr=lr),
+            "encoder": torch.optim.Adam(self.encoder.parameters(), lr=lr),
+            "alpha": torch.optim.Adam([self.log_alpha], lr=lr),
+        }
+        # A row: s, a (unit box), r (raw), s', terminated.
+        width = 2 * obs_dim + self.action_dim + 2
+        self.replay = TaskBuffers(cfg.num_train_tasks, width, cfg.replay_buffer_size)
+        self.encoder_buffer = TaskBuffers(cfg.num_train_tasks, width, cfg.replay_buffer_size)
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # z, batches, task choice
+        self.iteration = 0
+
+    # ----- data -----------------------------------------------------------------------------
+
+    def transitions(self, episodes: Episodes) -> list[Tensor]:
+        """Each column's transitions as rows [n, width] (see `TaskBuffers`), unit-box actions."""
+        obs, mask = episodes.observations, episodes.mask.bool()
+        actions = episodes.actions / self.action_scale
+        next_obs = torch.zeros_like(obs)
+        next_obs[:-1] = obs[1:]
+        # A step has its s' when the column goes on after it, or needs none when it terminated.
+        has_next = torch.zeros_like(mask)
+        has_next[:-1] = mask[1:] & ~episodes.dones[:-1]
+        keep = mask & (has_next | episodes.terminated)
+        rows = torch.cat(
+            [
+                obs,
+                actions,
+                episodes.rewards[..., None],
+                next_obs,
+                episodes.terminated[..., None].float(),
+            ],
+            -1,
+        )
+        return [rows[keep[:, b], b] for b in range(rows.shape[1])]
+
+    def context_of(self, rows: Tensor) -> Tensor:
+        """Encoder inputs [..., context_dim] of buffer rows [..., width]: (s, a, r[, s'])."""
+        sar = rows[..., : self.obs_dim + self.action_dim + 1]
+        if not self.config.use_next_obs_in_context:
+            return sar
+        return torch.cat([sar, rows[..., -1 - self.obs_dim : -1]], -1)
+
+    def sample_z(self, mean: Tensor, variance: Tensor) -> Tensor:
+        """z ~ N(mean, variance) with the agent's generator, [..., L]."""
+        noise = torch.randn(mean.shape, generator=self.generator)
+        return mean + variance.sqrt() * noise
+
+    def posterior_from_buffer(self, tasks: Tensor) -> tuple[Tensor, Tensor]:
+        """q(z|c) of each task [len(tasks), L], c = `context_batch_size` rows of its encoder
+        buffer."""
+        rows = self.encoder_buffer.sample(tasks, self.config.context_batch_size, self.generator)
+        with torch.no_grad():
+            return self.encoder(self.context_of(rows))
+
+    def rollout(
+        self, tasks: Sequence[Task], zs: Tensor, deterministic: bool = False
+    ) -> list[Episodes]:
+        """One episode per (task, z) pair, z [len(tasks), L], in chunks of the sampler's envs."""
+        size = self.config.max_envs
+        return [
+            self.sampler.sample(
+                self.policy,
+                tasks[i : i + size],
+                1,
+                [{"z": z} for z in zs[i : i + size]],
+                deterministic=deterministic,
+            )
+            for i in range(0, len(tasks), size)
+        ]
+
+    def collect(
+        self, task_ids: Tensor, episodes: int, posterior: bool, to_encoder: bool
+    ) -> tuple[int, list[float]]:
+        """`episodes` per training task in `task_ids` with z from the prior or the posterior;
+        rows go to the replay buffer (and the encoder buffer). Returns env steps and returns."""
+        if episodes == 0:
+            return 0, []
+        ids = task_ids.repeat_interleave(episodes)
+        if posterior:
+            mean, variance = self.posterior_from_buffer(task_ids)
+            zs = self.sample_z(
+                mean.repeat_interleave(episodes, 0), variance.repeat_interleave(episodes, 0)
+            )
+        else:
+            zs = torch.randn(len(ids), self.config.latent_size, generator=self.generator)
+        steps, returns, column = 0, [], 0
+        for batch in self.rollout([self.train_tasks[i] for i in ids.tolist()], zs):
+            steps += batch.num_env_steps
+            returns += batch.episode_returns().tolist()
+            for rows in self.transitions(batch):
+                task = int(ids[column])
+                self.replay.add(task, rows)
+                if to_encoder:
+                    self.encoder_buffer.add(task, rows)
+                column += 1
+        return steps, returns
+
+    # ----- training ---------------------------------------------------------------------------
+
+    def gradient_step(self, tasks: Tensor) -> dict[str, float]:
+        """One SAC + encoder update on the meta-batch `tasks` [M] (all tasks in one forward)."""
+        cfg = self.config
+        context = self.context_of(
+            self.encoder_buffer.sample(tasks, cfg.context_batch_size, self.generator)
+        )
+        return self.update(context, self.replay.sample(tasks, cfg.batch_size, self.generator))
+
+    def update(self, context: Tensor, batch: Tensor) -> dict[str, float]:
+        """The updates of one gradient step from context [M, N, context_dim] and replay rows
+        [M, B, width] of M tasks: critics and encoder, then actor (then α), then the targets."""
+        cfg = self.config
+        o, a_dim = self.obs_dim, self.action_dim
+        obs, actions = batch[..., :o], batch[..., o : o + a_dim]
+        rewards, next_obs = batch[..., o + a_dim], batch[..., o + a_dim + 1 : -1]
+        terminated = batch[..., -1]
+
+        mean, variance = self.encoder(context)  # [M, L]
+        z_task = mean + variance.sqrt() * torch.randn(mean.shape, generator=self.generator)
+        z = z_task[:, None].expand(-1, batch.shape[1], -1)  # [M, B, L]
+        kl = kl_to_standard_normal(mean, variance).sum()
+        alpha = self.log_alpha.exp().detach()
+
+        # Critic (and encoder): the Q loss backpropagates into z; the target does not.
+        with torch.no_grad():
+            next_actions, next_log_prob, _, _ = self.policy.rsample(next_obs, z, self.generator)
+            next_q1, next_q2 = self.target_critic(next_obs, next_actions, z)
+            target = soft_q_target(
+                cfg.reward_scale * rewards,
+                terminated,
+                next_q1,
+                next_q2,
+                next_log_prob,
+                cfg.discount,
+                alpha,
+            )
+        q1, q2 = self.critic(obs, actions, z)
+        q_loss = critic_loss(q1, q2, target)
+        self.optimizers["critic"].zero_grad()
+        self.optimizers["encoder"].zero_grad()
+        (q_loss + cfg.kl_weight * kl).backward()
+        self.optimizers["critic"].step()
+        self.optimizers["encoder"].step()
+
+        # Actor: z held constant (PEARL trains the encoder through the critic only).
+        z = z.detach()
+        new_actions, log_prob, pre_mean, log_std = self.policy.rsample(obs, z, self.generator)
+        self.critic.requires_grad_(False)  # gradients to the actions only, not the weights
+        new_q1, new_q2 = self.critic(obs, new_actions, z)
+        self.critic.requires_grad_(True)
+        pi_loss = actor_loss(log_prob, new_q1, new_q2, alpha)
+        reg = cfg.policy_mean_reg * (pre_mean**2).mean() + cfg.policy_std_reg * (log_std**2).mean()
+        self.optimizers["policy"].zero_grad()
+        (pi_loss + reg).backward()
+        self.optimizers["policy"].step()
+
+        if cfg.automatic_entropy:
+            self.optimizers["alpha"].zero_grad()
+            alpha_loss(self.log_alpha, log_prob, self.target_entropy).backward()
+            self.optimizers["alpha"].step()
+        polyak_update(self.target_critic, self.critic, cfg.tau)
+        return {
+            "critic_loss": q_loss.item(),
+            "actor_loss": pi_loss.item(),
+            "kl": kl.item() / len(batch),
+            "q_mean": q1.mean().item(),
+            "entropy": -log_prob.mean().item(),
+            "z_variance": variance.mean().item(),
+        }
+
+    def train_step(self) -> dict[str, float]:
+        """One iteration (see the module docstring). Metrics: env steps, the returns of this
+        iteration's prior and posterior episodes on training tasks, the mean losses of the
+        gradient steps, `test_return` on held-out tasks (every `eval_every` iterations, else
+        NaN) and `alpha`."""
+        cfg = self.config
+        steps, prior_returns, posterior_returns = 0, [], []
+        if self.iteration == 0:
+            all_tasks = torch.arange(cfg.num_train_tasks)
+            steps, prior_returns = self.collect(all_tasks, cfg.num_initial_episodes, False, True)
+        sampled = torch.randperm(cfg.num_train_tasks, generator=self.generator)
+        for task in sampled[: cfg.num_tasks_sample].tolist():
+            ids = torch.tensor([task])
+            self.encoder_buffer.clear(task)
+            s, r = self.collect(ids, cfg.num_prior_episodes, False, True)
+            steps, prior_returns = steps + s, prior_returns + r
+            s, r = self.collect(ids, cfg.num_posterior_episodes, True, True)
+            steps, posterior_returns = steps + s, posterior_returns + r
+            s, r = self.collect(ids, cfg.num_extra_posterior_episodes, True, False)
+            steps, posterior_returns = steps + s, posterior_returns + r
+
+        totals: dict[str, float] = {}
+        for _ in range(cfg.num_gradient_steps):
+            tasks = torch.randint(
+                cfg.num_train_tasks, (cfg.meta_batch_size,), generator=self.generator
+            )
+            for key, value in self.gradient_step(tasks).items():
+                totals[key] = totals.get(key, 0.0) + value
+        losses = {
+            key: totals.get(key, math.nan) / max(cfg.num_gradient_steps, 1)
+            for key in ("critic_loss", "actor_loss", "kl", "q_mean", "entropy", "z_variance")
+        }
+        self.iteration += 1
+        test_return = math.nan
+        if cfg.eval_every and self.iteration % cfg.eval_every == 0:
+            test_return = self.trial_returns(self.eval_tasks, cfg.eval_episodes)[-1].mean().item()
+        return {
+            "env_steps": float(steps),
+            "prior_return": _mean(prior_returns),
+            "posterior_return": _mean(posterior_returns),
+            "test_return": test_return,
+            **losses,
+            "alpha": self.log_alpha.exp().item(),
+        }
+
+    # ----- evaluation -------------------------------------------------------------------------
+
+    def trial_returns(self, tasks: Sequence[Task], episodes: int) -> Tensor:
+        """Return of episode i of one trial per task, `[episodes, len(tasks)]` (TrialAgent):
+        episode 0 with z from the prior, episode i with z from the posterior given all the
+        transitions of episodes 0..i-1 of that task (the paper's online evaluation)."""
+        cfg, n = self.config, len(tasks)
+        returns = torch.zeros(episodes, n)
+        context: list[list[Tensor]] = [[] for _ in range(n)]
+        for i in range(episodes):
+            with torch.no_grad():
+                if i == 0:
+                    mean, variance = torch.zeros(n, cfg.latent_size), torch.ones(n, cfg.latent_size)
+                else:
+                    mean, variance = self.posterior_of(context)
+            zs = self.sample_z(mean, variance)
+            column = 0
+            for batch in self.rollout(list(tasks), zs, deterministic=cfg.eval_deterministic):
+                returns[i, column : column + len(batch.tasks)] = batch.episode_returns().float()
+                for rows in self.transitions(batch):
+                    context[column].append(rows)
+                    column += 1
+        return returns
+
+    def posterior_of(self, context: list[list[Tensor]]) -> tuple[Tensor, Tensor]:
+        """q(z|c) [n, L] for n tasks' lists of row blocks (padded and masked to one tensor)."""
+        joined = [torch.cat(blocks) for blocks in context]
+        length = max(1, max(len(rows) for rows in joined))
+        padded = torch.zeros(len(joined), length, self.replay.width)
+        mask = torch.zeros(len(joined), length)
+        for j, rows in enumerate(joined):
+            padded[j, : len(rows)], mask[j, : len(rows)] = rows, 1.0
+        return self.encoder(self.context_of(padded), mask)
+
+    # ----- checkpoints ------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Networks, optimizers, α, both buffers, the iteration and every RNG state."""
+        return {
+            "iteration": self.iteration,
+            "encoder": self.encoder.state_dict(),
+            "policy": self.policy.state_dict(),
+            "critic": self.critic.state_dict(),
+            "target_critic": self.target_critic.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "optimizers": {k: opt.state_dict() for k, opt in self.optimizers.items()},
+            "replay": self.replay.state_dict(),
+            "encoder_buffer": self.encoder_buffer.state_dict(),
+            "generator": self.generator.get_state(),
+            "sampler": self.sampler.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+        self.iteration = state["iteration"]
+        self.encoder.load_state_dict(state["encoder"])
+        self.policy.load_state_dict(state["policy"])
+        self.critic.load_state_dict(state["critic"])
+        self.target_critic.load_state_dict(state["target_critic"])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        for key, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][key])
+        self.replay.load_state_dict(state["replay"])
+        self.encoder_buffer.load_state_dict(state["encoder_buffer"])
+        self.generator.set_state(state["generator"])
+        self.sampler.load_state_dict(state["sampler"])
+
+    def close(self) -> None:
+        """Release the sampler."""
+        sampler = getattr(self, "sampler", None)
+        if sampler is not None:
+            sampler.close()
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else math.nan
