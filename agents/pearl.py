@@ -126,9 +126,10 @@ class PEARLConfig:
     """Iterations between `test_return` measurements (NaN in between); 0 never measures."""
     num_eval_tasks: int = 10
     """Held-out tasks (drawn with seed + 10000) behind `test_return`."""
-    eval_episodes: int = 2
-    """Episodes per held-out trial: `test_return` is the last one's return (the earlier ones are
-    the context; the official evaluation's final-episode return)."""
+    episodes_per_trial: int = 3
+    """Episodes per held-out trial, in `test_return` and as `metarl evaluate`'s default: episode
+    0 runs with z from the prior, episode i with the posterior of episodes 0..i-1; `test_return`
+    is the last one's return (the official evaluation's final-episode return)."""
     eval_deterministic: bool = True
     """Evaluation takes the policy's mode (tanh of the mean), as the official evaluation."""
     max_envs: int = 100
@@ -140,7 +141,7 @@ class PEARLConfig:
         positive = (
             "iterations num_train_tasks meta_batch_size batch_size context_batch_size "
             "num_initial_episodes num_tasks_sample num_prior_episodes latent_size "
-            "replay_buffer_size num_eval_tasks eval_episodes max_envs"
+            "replay_buffer_size num_eval_tasks episodes_per_trial max_envs"
         )
         for name in positive.split():
             check_positive_int(name, getattr(self, name))
@@ -466,7 +467,9 @@ class PEARL:
         self.iteration += 1
         test_return = math.nan
         if cfg.eval_every and self.iteration % cfg.eval_every == 0:
-            test_return = self.trial_returns(self.eval_tasks, cfg.eval_episodes)[-1].mean().item()
+            test_return = (
+                self.trial_returns(self.eval_tasks, cfg.episodes_per_trial)[-1].mean().item()
+            )
         return {
             "env_steps": float(steps),
             "prior_return": _mean(prior_returns),

@@ -32,7 +32,7 @@ TINY = dict(
     hidden_sizes=(16, 16),
     encoder_hidden_sizes=(16,),
     num_eval_tasks=2,
-    eval_episodes=2,
+    episodes_per_trial=2,
     max_envs=8,
     num_workers=0,
 )

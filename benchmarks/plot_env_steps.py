@@ -1,0 +1,110 @@
+"""PEARL's test-task return beside the on-policy meta-learners' returns, against env steps.
+
+    python benchmarks/plot_env_steps.py navigation2d
+    python benchmarks/plot_env_steps.py halfcheetah-vel
+
+reads `benchmarks/results/pearl-<env>/progress.csv` (column `test_return`: held-out tasks, z from
+the posterior of one episode of context) and the MAML-TRPO / FO-MAML / ProMP runs of the same env
+(`pre_return` dashed, `post_return` solid: returns before and after one inner step on each
+iteration's new tasks), writes `benchmarks/pearl_<env>_vs_onpolicy.png` and prints how many env
+steps PEARL needed to reach the return MAML-TRPO reached, against MAML-TRPO's own.
+
+"Reached" is judged on a moving average over `--window` logged points of each curve, so that one
+lucky point does not count: MAML-TRPO's level is the best of its smoothed `post_return`, and each
+agent's steps are the first smoothed point at or above that level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+RESULTS = Path(__file__).parent / "results"
+ON_POLICY = {"maml-trpo": "MAML-TRPO", "fo-maml": "FO-MAML", "promp": "ProMP"}
+
+
+def read(path: Path, column: str) -> tuple[list[float], list[float]]:
+    """(cumulative env steps, values) of the rows of `path` where `column` is a number."""
+    steps, values = [], []
+    with open(path, newline="") as file:
+        for row in csv.DictReader(file):
+            value = float(row[column])
+            if not math.isnan(value):
+                steps.append(float(row["env_steps"]))
+                values.append(value)
+    return steps, values
+
+
+def smooth(values: list[float], window: int) -> list[float]:
+    """Trailing moving average (shorter at the start)."""
+    return [
+        sum(values[max(0, i - window + 1) : i + 1]) / (i + 1 - max(0, i - window + 1))
+        for i in range(len(values))
+    ]
+
+
+def first_reaching(steps: list[float], values: list[float], level: float) -> float | None:
+    """The env steps of the first point at or above `level`, or None."""
+    return next((s for s, v in zip(steps, values, strict=True) if v >= level), None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("env", help="short env name of the results folders, e.g. navigation2d")
+    parser.add_argument("--window", type=int, default=3, help="moving-average window (points)")
+    args = parser.parse_args()
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    curves = {}
+    for index, (name, label) in enumerate(ON_POLICY.items()):
+        path = RESULTS / f"{name}-{args.env}" / "progress.csv"
+        if not path.is_file():
+            continue
+        colour = f"C{index + 1}"
+        steps, pre = read(path, "pre_return")
+        _, post = read(path, "post_return")
+        axes.plot(steps, pre, "--", color=colour, alpha=0.6, label=f"{label} before adaptation")
+        axes.plot(steps, post, "-", color=colour, label=f"{label} after 1 inner step")
+        curves[name] = (steps, smooth(post, args.window))
+    pearl_path = RESULTS / f"pearl-{args.env}" / "progress.csv"
+    steps, test = read(pearl_path, "test_return")
+    axes.plot(steps, test, "-o", color="C0", markersize=3, label="PEARL, held-out tasks, z | 1 ep.")
+    pearl = (steps, smooth(test, args.window))
+
+    if "maml-trpo" in curves:
+        maml_steps, maml = curves["maml-trpo"]
+        level = max(maml)
+        axes.axhline(level, color="grey", lw=0.8, ls=":")
+        maml_at = first_reaching(maml_steps, maml, level)
+        pearl_at = first_reaching(*pearl, level)
+        print(f"MAML-TRPO's best smoothed post-adaptation return: {level:.1f}")
+        print(f"  MAML-TRPO reached it at {maml_at:,.0f} env steps")
+        if pearl_at is None:
+            print(f"  PEARL did not reach it (best smoothed test return {max(pearl[1]):.1f})")
+        else:
+            print(
+                f"  PEARL reached it at {pearl_at:,.0f} env steps: {maml_at / pearl_at:.0f}x fewer"
+            )
+    axes.set_xscale("log")
+    axes.set(
+        xlabel="env steps (log scale)",
+        ylabel="return per episode",
+        title=f"{args.env}: PEARL vs on-policy meta-RL in env steps",
+    )
+    axes.legend(fontsize=7, loc="lower right")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    out = Path(__file__).parent / f"pearl_{args.env.replace('-', '_')}_vs_onpolicy.png"
+    figure.savefig(out, dpi=120)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
