@@ -68,9 +68,16 @@ class RL2Config:
 class RL2TRPOConfig(RL2Config, TrustRegionConfig):
     """RL² with the paper's outer loop, TRPO (its trust-region fields)."""
 
+    fisher_trials: int | None = None
+    """Trials (a random subset of the batch) whose KL curvature the conjugate gradient uses,
+    as rllab's TRPO subsamples for recurrent policies; None uses all. Each Fisher product
+    back-propagates twice through the whole unroll, the bulk of an iteration on long trials."""
+
     def __post_init__(self):
         RL2Config.__post_init__(self)
         TrustRegionConfig.__post_init__(self)
+        if self.fisher_trials is not None:
+            check_positive_int("fisher_trials", self.fisher_trials)
 
 
 @dataclass
@@ -228,19 +235,39 @@ class RL2TRPO(RL2):
         self, env: str, config: RL2TRPOConfig | None = None, *, env_kwargs: dict | None = None
     ):
         super().__init__(env, config or RL2TRPOConfig(), env_kwargs=env_kwargs)
+        self.generator = torch.Generator().manual_seed(self.config.seed)  # Fisher subsets
 
     def update(self, episodes: Episodes, advantages: Tensor) -> dict[str, float]:
         """One trust-region step; metrics of `trust_region_update`."""
+        cfg, obs = self.config, episodes.observations
         previous = episodes.previous_step_inputs()
+        fisher = None
+        if cfg.fisher_trials and cfg.fisher_trials < obs.shape[1]:
+            subset = torch.randperm(obs.shape[1], generator=self.generator)[: cfg.fisher_trials]
+            sub_previous = tuple(x[:, subset] for x in previous)
+            fisher = (
+                lambda params: self.distribution(params, obs[:, subset], sub_previous),
+                episodes.mask[:, subset],
+            )
         return trust_region_update(
             self.policy,
-            lambda params: self.distribution(params, episodes.observations, previous),
+            lambda params: self.distribution(params, obs, previous),
             episodes.actions,
             episodes.log_probs,
             advantages,
             episodes.mask,
-            self.config,
+            cfg,
+            fisher,
         )
+
+    def state_dict(self) -> dict[str, Any]:
+        """RL²'s state plus the Fisher-subset RNG."""
+        return {**super().state_dict(), "fisher_rng": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+        super().load_state_dict(state)
+        self.generator.set_state(state["fisher_rng"])
 
 
 class RL2PPO(RL2):

@@ -64,10 +64,14 @@ def trust_region_update(
     advantages: Tensor,
     mask: Tensor,
     config: TrustRegionConfig,
+    fisher: tuple[Callable[[Params | None], Distribution], Tensor] | None = None,
 ) -> dict[str, float]:
     """One TRPO step of `policy`, in place, on the surrogate of `actions` `[T, B, ...]` sampled
     with log-probs `old_log_probs` (the current policy's). `distribution(params)` is the policy's
     action distribution over the batch with `params` (None: its own), batch shape `[T, B]`.
+    fisher: (distribution, mask) of a part of the batch whose KL curvature the conjugate
+    gradient uses instead of the whole batch's, when that is expensive; the line search still
+    checks the whole batch's KL.
 
     Metrics: surrogate `loss_before` / `loss_after`, `kl` of the step, `step_fraction` of the
     full natural-gradient step taken, `accepted` (1.0 or 0.0).
@@ -83,7 +87,18 @@ def trust_region_update(
     def kl_fn(params: Params) -> Tensor:
         return mean_kl(old_dist, distribution(params), mask)
 
-    new_params, info = trpo_step(loss_fn, kl_fn, parameters(policy), **config.trpo_kwargs())
+    fisher_kl_fn = None
+    if fisher is not None:
+        fisher_distribution, fisher_mask = fisher
+        with torch.no_grad():
+            old_fisher_dist = fisher_distribution(None)
+
+        def fisher_kl_fn(params: Params) -> Tensor:
+            return mean_kl(old_fisher_dist, fisher_distribution(params), fisher_mask)
+
+    new_params, info = trpo_step(
+        loss_fn, kl_fn, parameters(policy), **config.trpo_kwargs(), fisher_kl_fn=fisher_kl_fn
+    )
     with torch.no_grad():
         for name, param in policy.named_parameters():
             param.copy_(new_params[name])

@@ -140,20 +140,35 @@ class GRUPolicy(nn.Module):
         prev_done: Tensor,
         hidden: Tensor,
     ) -> tuple[Any, Tensor]:
-        """One step: distribution parameters and the next hidden state [..., hidden_size]."""
+        """One step (inputs `[..., ·]`, `hidden` `[..., hidden_size]`) or a whole sequence from
+        `hidden` (inputs `[T, ..., ·]`): distribution parameters (`[T, ...]` for a sequence)
+        and the last hidden state. A sequence computes its input gates in one matmul, which
+        makes training's unroll several times faster than stepping `forward` T times."""
         x = torch.cat(
             [obs, self.encode_action(prev_action), prev_reward[..., None], prev_done[..., None]],
             dim=-1,
         )
-        r_x, z_x, n_x = self.input_gates(x).chunk(3, dim=-1)
-        r_h, z_h, n_h = self.hidden_gates(hidden).chunk(3, dim=-1)
-        reset, update = torch.sigmoid(r_x + r_h), torch.sigmoid(z_x + z_h)
-        candidate = torch.tanh(n_x + reset * n_h)
-        hidden = (1 - update) * candidate + update * hidden
-        out = self.head(hidden)
+        input_gates = self.input_gates(x)
+        if obs.dim() == hidden.dim():
+            hidden = states = self._recur(input_gates, hidden)
+        else:
+            states = []
+            for gates in input_gates.unbind(0):
+                hidden = self._recur(gates, hidden)
+                states.append(hidden)
+            states = torch.stack(states)
+        out = self.head(states)
         if self.num_actions:
             return out, hidden
         return (out, self.log_std.expand_as(out)), hidden
+
+    def _recur(self, input_gates: Tensor, hidden: Tensor) -> Tensor:
+        """The GRU cell's next hidden state from the step's input gates and the hidden state."""
+        r_x, z_x, n_x = input_gates.chunk(3, dim=-1)
+        r_h, z_h, n_h = self.hidden_gates(hidden).chunk(3, dim=-1)
+        reset, update = torch.sigmoid(r_x + r_h), torch.sigmoid(z_x + z_h)
+        candidate = torch.tanh(n_x + reset * n_h)
+        return (1 - update) * candidate + update * hidden
 
 
 def unroll(
@@ -166,13 +181,7 @@ def unroll(
     observations `[T, B, obs_dim]` and `previous` (action, reward, done) `[T, B, ...]`, from a
     zero hidden state, as the sampler ran it (`Episodes.previous_step_inputs`)."""
     hidden = policy.initial_hidden(observations.shape[1])
-    outputs = []
-    for t in range(observations.shape[0]):
-        out, hidden = call(policy, params, observations[t], *(x[t] for x in previous), hidden)
-        outputs.append(out)
-    if isinstance(outputs[0], tuple):
-        return tuple(torch.stack(parts) for parts in zip(*outputs, strict=True))
-    return torch.stack(outputs)
+    return call(policy, params, observations, *previous, hidden)[0]
 
 
 def make_policy(
