@@ -46,7 +46,7 @@ def empirical_means(pulls: np.ndarray, wins: np.ndarray) -> np.ndarray:
 
 
 def ucb1_scores(pulls: np.ndarray, wins: np.ndarray, c: float) -> np.ndarray:
-    """mean_i + c·√(ln t / n_i), t the pulls so far (c = √2: Auer et al.'s UCB1); untried: +inf."""
+    """mean_i + c·√(ln t / n_i), t = Σ n_i (c = √2: Auer et al.'s UCB1); untried arms: +inf."""
     t = pulls.sum(axis=-1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         bonus = c * np.sqrt(np.log(np.maximum(t, 1)) / pulls)
@@ -240,20 +240,31 @@ class EpsilonGreedyAgent(GreedyAgent):
 
 @dataclass
 class UCB1Config(ReferenceConfig):
-    """UCB1's exploration coefficient."""
+    """UCB1's exploration coefficient and optional prior pseudo-counts."""
 
     c: float = math.sqrt(2)
     """Bonus scale, >= 0: score = mean_i + c·√(ln t / n_i); √2 is Auer et al.'s UCB1, 0 greedy."""
+    alpha: float = 0.0
+    """Pseudo-wins, >= 0, that every arm's counts start from (a Beta(alpha, beta) prior)."""
+    beta: float = 0.0
+    """Pseudo-losses, >= 0. With alpha = beta = 0 (standard UCB1) every arm is pulled once
+    first; with a prior no arm has to be, which a short trial of many arms needs: after trying
+    all 50 arms, 100 pulls average at most 25 + 50·50/51 ≈ 74."""
 
     def __post_init__(self):
         check_nonnegative("c", self.c)
+        check_nonnegative("alpha", self.alpha)
+        check_nonnegative("beta", self.beta)
 
 
 class UCB1Agent(BanditAgent):
-    """UCB1: the arm of highest upper confidence bound; each arm once first; ties at random."""
+    """UCB1 on the counts plus the prior's pseudo-counts: the arm of highest upper confidence
+    bound; untried arms first when there is no prior; ties uniformly at random."""
 
     def choose(self, pulls: np.ndarray, wins: np.ndarray) -> np.ndarray:
-        return argmax_random_ties(self.rng, ucb1_scores(pulls, wins, self.config.c))
+        prior_pulls = self.config.alpha + self.config.beta
+        scores = ucb1_scores(pulls + prior_pulls, wins + self.config.alpha, self.config.c)
+        return argmax_random_ties(self.rng, scores)
 
 
 @dataclass

@@ -56,13 +56,13 @@ def epsilon_greedy_policy(epsilon):
     return lambda pulls, wins: epsilon / 2 + (1 - epsilon) * greedy_policy(pulls, wins)
 
 
-def ucb1_policy(c):
+def ucb1_policy(c, alpha=0, beta=0):
+    """P(arm 0) of UCB1 on counts that start at alpha pseudo-wins and beta pseudo-losses."""
+
     def policy(pulls, wins):
-        t = sum(pulls)
-        scores = [
-            w / n + c * math.sqrt(math.log(t) / n) if n else math.inf
-            for n, w in zip(pulls, wins, strict=True)
-        ]
+        counts = [(n + alpha + beta, w + alpha) for n, w in zip(pulls, wins, strict=True)]
+        t = sum(n for n, _ in counts)
+        scores = [w / n + c * math.sqrt(math.log(t) / n) if n else math.inf for n, w in counts]
         return prefer_first(*scores)
 
     return policy
@@ -119,6 +119,7 @@ def build(name, env="bandit", env_kwargs=None, **config):
         ("epsilon-greedy", {"epsilon": 0.5}, epsilon_greedy_policy(0.5)),
         ("ucb1", {}, ucb1_policy(math.sqrt(2))),
         ("ucb1", {"c": 0.5}, ucb1_policy(0.5)),
+        ("ucb1", {"c": 1.0, "alpha": 1, "beta": 3}, ucb1_policy(1.0, 1, 3)),
         ("thompson", {}, thompson_policy(1, 1)),
         ("thompson", {"alpha": 4, "beta": 1}, thompson_policy(4, 1)),
     ],
@@ -126,7 +127,7 @@ def build(name, env="bandit", env_kwargs=None, **config):
 def test_mean_reward_on_two_arms_matches_the_exact_expectation(name, config, policy):
     """Monte-Carlo mean within 4 standard errors of the exact expectation (a false alarm has
     chance 6e-5). Wrong variants land 7 to 150 standard errors away: UCB1's bonus ×√2 or /t,
-    Thompson ignoring its prior or swapping wins and losses, ties always to the first arm."""
+    UCB1 or Thompson ignoring its prior, swapped wins and losses, ties always to the first arm."""
     expected = expected_total_reward(PROBS, PULLS, policy)
     agent = build(name, env_kwargs={"k": 2}, **config)
     totals = agent.trial_returns([{"probs": list(PROBS)}] * TRIALS, PULLS).double().sum(0)
@@ -234,6 +235,7 @@ def test_an_unsupported_env_is_refused_naming_the_supported_ones(name, env):
         (EpsilonGreedyConfig, {"epsilon": 1.5}, "epsilon"),
         (EpsilonGreedyConfig, {"epsilon": -0.1}, "epsilon"),
         (UCB1Config, {"c": -1.0}, "c"),
+        (UCB1Config, {"alpha": -1.0}, "alpha"),
         (ThompsonConfig, {"alpha": 0.0}, "alpha"),
         (ThompsonConfig, {"beta": -1.0}, "beta"),
         (PSRLConfig, {"reward_noise_std": 0.0}, "reward_noise_std"),
