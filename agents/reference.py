@@ -167,10 +167,14 @@ class ReferenceAgent(ABC):
         for episode in range(episodes):
             plan = self.plan(counts)
             states = np.stack([env.reset()[0] for env in envs]).argmax(axis=1)  # one-hot -> index
-            # Both supported envs have fixed-length episodes: exactly `horizon` steps.
             for step in range(self.horizon):
                 actions = plan[step, np.arange(len(envs)), states]
                 results = [env.step(int(a)) for env, a in zip(envs, actions, strict=True)]
+                if any((r[2] or r[3]) != (step == self.horizon - 1) for r in results):
+                    raise ValueError(
+                        f"an episode of {self.env_id} did not last exactly its {self.horizon} "
+                        "steps: the reference agents plan fixed-length episodes"
+                    )
                 next_states = np.stack([r[0] for r in results]).argmax(axis=1)
                 rewards = np.array([r[1] for r in results], dtype=np.float64)
                 counts.add(states, actions, rewards, next_states)

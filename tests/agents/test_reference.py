@@ -246,6 +246,12 @@ def test_bad_config_values_are_refused_by_name(config_class, values, field):
         config_class(**values)
 
 
+def test_an_episode_longer_than_the_env_allows_is_refused():
+    agent = build("greedy", env_kwargs={"k": 2, "max_episode_steps": 3})  # bandits end at 1 step
+    with pytest.raises(ValueError, match="exactly its 3 steps"):
+        agent.trial_returns([{"probs": [0.5, 0.5]}], 2)
+
+
 def test_episodes_must_be_a_positive_integer():
     with pytest.raises(ValueError, match="episodes"):
         build("random").trial_returns([{"probs": [0.5] * 5}], 0)
