@@ -6,18 +6,22 @@
 reads `benchmarks/results/pearl-<env>/progress.csv` (column `test_return`: held-out tasks, z from
 the posterior of one episode of context) and the MAML-TRPO / FO-MAML / ProMP runs of the same env
 (`pre_return` dashed, `post_return` solid: returns before and after one inner step on each
-iteration's new tasks), writes `benchmarks/pearl_<env>_vs_onpolicy.png` and prints how many env
-steps PEARL needed to reach the return MAML-TRPO reached, against MAML-TRPO's own.
+iteration's new tasks), marks the final PEARL policy's held-out trial (`eval/adaptation.json`:
+square = episode 0 with z from the prior, digit i = episode i with z from i episodes of
+context), writes `benchmarks/pearl_<env>_vs_onpolicy.png` and prints how many env steps PEARL
+needed to reach the return MAML-TRPO reached, against MAML-TRPO's own.
 
 "Reached" is judged on a moving average over `--window` logged points of each curve, so that one
 lucky point does not count: MAML-TRPO's level is the best of its smoothed `post_return`, and each
-agent's steps are the first smoothed point at or above that level.
+agent's steps are the first smoothed point at or above that level. The converse is printed too:
+the env steps MAML-TRPO needed to reach PEARL's best smoothed return.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -55,6 +59,17 @@ def first_reaching(steps: list[float], values: list[float], level: float) -> flo
     return next((s for s, v in zip(steps, values, strict=True) if v >= level), None)
 
 
+def report(level: float, maml: tuple, pearl: tuple) -> None:
+    """Print the env steps each of the smoothed curves needed to reach `level`, and the ratio."""
+    maml_at, pearl_at = first_reaching(*maml, level), first_reaching(*pearl, level)
+    maml_text = "not reached" if maml_at is None else f"{maml_at:,.0f}"
+    pearl_text = "not reached" if pearl_at is None else f"{pearl_at:,.0f}"
+    print(f"  env steps to reach {level:.1f}: MAML-TRPO {maml_text}, PEARL {pearl_text}", end="")
+    if maml_at is not None and pearl_at is not None:
+        print(f" ({maml_at / pearl_at:.0f}x fewer for PEARL)", end="")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("env", help="short env name of the results folders, e.g. navigation2d")
@@ -77,21 +92,23 @@ def main() -> None:
     steps, test = read(pearl_path, "test_return")
     axes.plot(steps, test, "-o", color="C0", markersize=3, label="PEARL, held-out tasks, z | 1 ep.")
     pearl = (steps, smooth(test, args.window))
+    evaluation = RESULTS / f"pearl-{args.env}" / "eval" / "adaptation.json"
+    if evaluation.is_file():  # the final policy's trial on 40 held-out tasks: one mark per episode
+        trial = json.loads(evaluation.read_text())
+        for i, value in enumerate(trial["mean_return"]):
+            marker = "s" if i == 0 else f"${i}$"
+            text = "PEARL final, held-out eval: episode i, z | i ep." if i == 1 else None
+            axes.plot(steps[-1] * 1.15, value, marker=marker, color="C0", markersize=8, label=text)
 
     if "maml-trpo" in curves:
-        maml_steps, maml = curves["maml-trpo"]
-        level = max(maml)
+        maml_curve = curves["maml-trpo"]
+        level = max(maml_curve[1])
         axes.axhline(level, color="grey", lw=0.8, ls=":")
-        maml_at = first_reaching(maml_steps, maml, level)
-        pearl_at = first_reaching(*pearl, level)
         print(f"MAML-TRPO's best smoothed post-adaptation return: {level:.1f}")
-        print(f"  MAML-TRPO reached it at {maml_at:,.0f} env steps")
-        if pearl_at is None:
-            print(f"  PEARL did not reach it (best smoothed test return {max(pearl[1]):.1f})")
-        else:
-            print(
-                f"  PEARL reached it at {pearl_at:,.0f} env steps: {maml_at / pearl_at:.0f}x fewer"
-            )
+        report(level, maml_curve, pearl)
+        best = max(pearl[1])
+        print(f"PEARL's best smoothed test return: {best:.1f}")
+        report(best, maml_curve, pearl)
     axes.set_xscale("log")
     axes.set(
         xlabel="env steps (log scale)",
