@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import metarl
-from metarl.agents import AGENTS
+from metarl.agents import AGENTS, REFERENCE_AGENTS
 from metarl.envs import ENVS
 
 
@@ -25,6 +25,9 @@ def _list(args: argparse.Namespace) -> int:
     if not AGENTS:
         print("  none in this version yet")
     for name, description in AGENTS.items():
+        print(f"  {name:<{width + short + 2}}  {description}")
+    print("Reference agents (no training; metarl evaluate --agent NAME --env ENV):")
+    for name, description in REFERENCE_AGENTS.items():
         print(f"  {name:<{width + short + 2}}  {description}")
     return 0
 
@@ -83,9 +86,7 @@ def _train(args: argparse.Namespace) -> int:
     for key in ("seed", "iterations"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
-    env_kwargs = json.loads(args.env_kwargs) if args.env_kwargs else {}
-    if not isinstance(env_kwargs, dict):
-        raise ValueError("--env-kwargs takes a JSON object, e.g. '{\"k\": 10}'")
+    env_kwargs = _env_kwargs(args.env_kwargs)
     short = next(e.short_name for e in ENVS if e.id == resolve_env_id(args.env))
     out = Path(args.out or f"runs/{args.agent}-{short}-{time.strftime('%Y%m%d-%H%M%S')}")
     new_run(args.agent, args.env, values, out, env_kwargs, args.checkpoint_every)
@@ -94,29 +95,74 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from metarl.evaluate import evaluate
+    from metarl.config import parse_sets
+    from metarl.evaluate import HELD_OUT_SEED_OFFSET, evaluate, evaluate_reference
 
-    result = evaluate(Path(args.run_dir), args.tasks, args.adapt_steps, args.seed, args.episodes)
+    if (args.run_dir is None) == (args.agent is None):
+        raise ValueError("evaluate takes a run folder, or --agent NAME --env ENV (not both)")
+    if args.agent is None:
+        if args.env or args.env_kwargs or args.set or args.out:
+            raise ValueError("--env, --env-kwargs, --set and --out go with --agent")
+        result = evaluate(
+            Path(args.run_dir), args.tasks, args.adapt_steps, args.seed, args.episodes
+        )
+        written = Path(args.run_dir) / "eval"
+    else:
+        if not args.env:
+            raise ValueError("--agent needs --env ENV")
+        seed = HELD_OUT_SEED_OFFSET if args.seed is None else args.seed
+        result = evaluate_reference(
+            args.agent,
+            args.env,
+            _env_kwargs(args.env_kwargs),
+            args.tasks,
+            args.episodes or 10,
+            seed,
+            parse_sets(args.set),
+            Path(args.out) if args.out else None,
+        )
+        written = Path(args.out) if args.out else None
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
+    where = f", iteration {result['iteration']}" if "iteration" in result else ""
     print(
-        f"{result['agent']} on {result['env']}, iteration {result['iteration']}: "
+        f"{result['agent']} on {result['env']}{where}: "
         f"{result['tasks']} held-out tasks (seed {result['task_seed']})"
     )
-    for k, mean, ci in zip(
-        result["adapt_steps"], result["mean_return"], result["ci95"], strict=True
-    ):
-        print(f"  after {k} adaptation step(s): {mean:10.2f} ± {ci:.2f}")
-    print(f"written to {Path(args.run_dir) / 'eval'}")
+    axis = result["axis"]
+    label = {"adapt_steps": "after {} adaptation step(s)", "episode": "episode {} of the trial"}
+    for x, mean, ci in zip(result[axis], result["mean_return"], result["ci95"], strict=True):
+        print(f"  {label[axis].format(x)}: {mean:10.2f} ± {ci:.2f}")
+    if "mean_total_reward" in result:
+        total, ci = result["mean_total_reward"], result["total_reward_ci95"]
+        print(f"  total reward per trial: {total:.2f} ± {ci:.2f}")
+    if written:
+        print(f"written to {written}")
     return 0
 
 
-def _plot(args: argparse.Namespace) -> int:
-    from metarl.plot import plot
+def _env_kwargs(text: str | None) -> dict:
+    """The JSON object of --env-kwargs."""
+    try:
+        env_kwargs = json.loads(text) if text else {}
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--env-kwargs is not valid JSON: {error}") from None
+    if not isinstance(env_kwargs, dict):
+        raise ValueError("--env-kwargs takes a JSON object, e.g. '{\"k\": 10}'")
+    return env_kwargs
 
-    out = Path(args.output or Path(args.run_dirs[0]) / "learning_curves.png")
-    print(f"written to {plot([Path(d) for d in args.run_dirs], out)}")
+
+def _plot(args: argparse.Namespace) -> int:
+    from metarl.plot import plot, plot_adaptation
+
+    sources = [Path(d) for d in args.run_dirs]
+    if args.adaptation:
+        out = Path(args.output or sources[0] / "adaptation_env_steps.png")
+        print(f"written to {plot_adaptation(sources, out)}")
+        return 0
+    out = Path(args.output or sources[0] / "learning_curves.png")
+    print(f"written to {plot(sources, out)}")
     return 0
 
 
@@ -191,24 +237,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(run=_train)
 
-    evaluate = commands.add_parser("evaluate", help="adaptation on held-out tasks")
-    evaluate.add_argument("run_dir", help="a run folder")
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="adaptation on held-out tasks",
+        description="Adaptation of a trained run (RUN_DIR) or of a reference agent that needs no "
+        "training (--agent ucb1 --env bandit ...) on held-out tasks.",
+    )
+    evaluate.add_argument("run_dir", nargs="?", help="a run folder")
+    evaluate.add_argument("--agent", help=f"a reference agent: {', '.join(REFERENCE_AGENTS)}")
+    evaluate.add_argument("--env", help="env id or short name (with --agent)")
+    evaluate.add_argument("--env-kwargs", help="JSON object of env arguments (with --agent)")
+    evaluate.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="reference agent config"
+    )
+    evaluate.add_argument("--out", help="folder for adaptation.{json,csv,png} (with --agent)")
     evaluate.add_argument("--tasks", type=_positive_int, default=40, help="held-out tasks")
     evaluate.add_argument(
         "--adapt-steps", type=_nonnegative_int, default=3, help="adaptation steps K (default 3)"
     )
-    evaluate.add_argument("--seed", type=int, help="task seed (default: training seed + 10000)")
+    evaluate.add_argument(
+        "--seed",
+        type=int,
+        help="task seed (default: the run's training seed + 10000; 10000 with --agent)",
+    )
     evaluate.add_argument(
         "--episodes",
         type=_positive_int,
-        help="episodes per task and adaptation step (default: training's)",
+        help="episodes per task and adaptation step, or per trial for trial agents "
+        "(default: training's; 10 with --agent)",
     )
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
     evaluate.set_defaults(run=_evaluate)
 
     plot = commands.add_parser("plot", help="learning curves of run folders")
     plot.add_argument("run_dirs", nargs="+", metavar="DIR")
-    plot.add_argument("-o", "--output", help="PNG file (default: DIR/learning_curves.png)")
+    plot.add_argument(
+        "--adaptation",
+        action="store_true",
+        help="plot `metarl evaluate` results against env steps of adaptation experience",
+    )
+    plot.add_argument("-o", "--output", help="PNG file (default: a PNG in the first DIR)")
     plot.set_defaults(run=_plot)
     return parser
 

@@ -1,4 +1,10 @@
-"""Adaptation on held-out tasks: return after 0, 1, …, K inner steps (DESIGN §1, §7)."""
+"""Adaptation on held-out tasks (DESIGN §1, §7), for every kind of agent.
+
+Gradient-step agents (the MAML family) report the return after 0, 1, …, K inner steps; trial
+agents (RL², PEARL, the reference bandit/MDP agents) the return of each episode of a trial, and
+the total reward per trial. Both also give each point's env steps of adaptation experience, the
+x-axis all agents share (`metarl plot --adaptation`).
+"""
 
 from __future__ import annotations
 
@@ -14,11 +20,26 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
+from torch import Tensor
 
 from metarl.checkpoint import load_checkpoint
+from metarl.config import build_config
+from metarl.envs import resolve_env_id
+from metarl.envs.base import Task
 from metarl.trainer import Run
 
 HELD_OUT_SEED_OFFSET = 10_000  # held-out tasks come from seed + this, never the training stream
+AXIS_LABELS = {"adapt_steps": "adaptation steps", "episode": "episode of the trial"}
+
+
+def held_out_tasks(env: str, env_kwargs: dict[str, Any], seed: int, num_tasks: int) -> list[Task]:
+    """`num_tasks` tasks drawn by the env's own distribution, seeded with `seed`."""
+    task_env = gym.make(resolve_env_id(env), **env_kwargs).unwrapped
+    try:
+        task_env.reset(seed=seed)
+        return task_env.sample_tasks(num_tasks)
+    finally:
+        task_env.close()
 
 
 def evaluate(
@@ -28,70 +49,170 @@ def evaluate(
     seed: int | None = None,
     episodes: int | None = None,
 ) -> dict[str, Any]:
-    """Mean return and 95% confidence interval after each number of adaptation steps on
-    `num_tasks` held-out tasks, adapting on `episodes` episodes per task (default: training's);
-    also written to `run_dir/eval/adaptation.{json,csv,png}`."""
+    """Adaptation of a trained run on `num_tasks` held-out tasks, with 95% confidence intervals;
+    also written to `run_dir/eval/adaptation.{json,csv,png}`.
+
+    Gradient-step agents adapt for `adapt_steps` steps on `episodes` episodes per task; trial
+    agents run trials of `episodes` episodes. `episodes` defaults to the run's training value.
+    """
+    _check_counts(num_tasks, adapt_steps)
+    run_dir = Path(run_dir)
+    run = Run.load(run_dir)
+    trial = "episodes_per_trial" in run.config
+    overrides = {} if episodes is None or trial else {"episodes_per_task": episodes}
+    agent = run.build(**overrides)
+    try:
+        payload = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+        agent.load_state_dict(payload["agent"])
+        seed = run.config["seed"] + HELD_OUT_SEED_OFFSET if seed is None else seed
+        tasks = held_out_tasks(run.env, run.env_kwargs, seed, num_tasks)
+        horizon = run.config.get("horizon") or _registered_horizon(run.env)
+        if hasattr(agent, "trial_returns"):
+            episodes = episodes or run.config["episodes_per_trial"]
+            summary = trial_summary(agent.trial_returns(tasks, episodes), horizon)
+        elif hasattr(agent, "adaptation_returns"):
+            summary = _steps_summary(agent, tasks, adapt_steps, horizon)
+        else:
+            raise ValueError(f"{run.agent} does not adapt to tasks: there is nothing to evaluate")
+    finally:
+        agent.close()
+    result = {
+        "agent": run.agent,
+        "env": run.env,
+        "env_kwargs": run.env_kwargs,
+        "iteration": payload["iteration"],
+        "tasks": num_tasks,
+        "task_seed": seed,
+        **summary,
+    }
+    write_result(run_dir / "eval", result)
+    return result
+
+
+def evaluate_reference(
+    name: str,
+    env: str,
+    env_kwargs: dict[str, Any] | None = None,
+    num_tasks: int = 40,
+    episodes: int = 10,
+    seed: int = HELD_OUT_SEED_OFFSET,
+    config: dict[str, Any] | None = None,
+    out_dir: Path | None = None,
+) -> dict[str, Any]:
+    """A reference agent (no training: UCB1, Thompson sampling, PSRL, …) evaluated exactly as a
+    trained trial agent is: trials of `episodes` episodes on `num_tasks` tasks drawn with `seed`.
+    `config` sets the agent's config keys; the result also goes to `out_dir` when given."""
+    from metarl.agents.reference import REFERENCE_AGENTS
+
+    _check_counts(num_tasks, 0)
+    if name not in REFERENCE_AGENTS:
+        raise ValueError(
+            f"unknown reference agent {name!r}; they are: {', '.join(REFERENCE_AGENTS)} "
+            "(a trained agent is evaluated from its run folder: metarl evaluate DIR)"
+        )
+    spec = REFERENCE_AGENTS[name]
+    env_kwargs = dict(env_kwargs or {})
+    agent = spec.agent_class(
+        env, build_config(spec.config_class, config or {}), env_kwargs=env_kwargs
+    )
+    try:
+        tasks = held_out_tasks(env, env_kwargs, seed, num_tasks)
+        returns = agent.trial_returns(tasks, episodes)
+    finally:
+        agent.close()
+    horizon = _registered_horizon(env)
+    result = {
+        "agent": name,
+        "env": resolve_env_id(env),
+        "env_kwargs": env_kwargs,
+        "config": config or {},
+        "tasks": num_tasks,
+        "task_seed": seed,
+        **trial_summary(returns, horizon),
+    }
+    if out_dir is not None:
+        write_result(Path(out_dir), result)
+    return result
+
+
+def trial_summary(returns: Tensor, horizon: int) -> dict[str, Any]:
+    """Mean return of each episode index of the trials `returns` `[episodes, tasks]`, and the
+    mean total reward per trial (the RL² tables' measure), each with its 95% CI."""
+    mean, ci = mean_ci95(returns)
+    total, total_ci = mean_ci95(returns.sum(0))
+    episodes = returns.shape[0]
+    return {
+        "axis": "episode",
+        "episode": list(range(episodes)),
+        "adaptation_env_steps": [i * horizon for i in range(episodes)],
+        "mean_return": mean.tolist(),
+        "ci95": ci.tolist(),
+        "mean_total_reward": total.item(),
+        "total_reward_ci95": total_ci.item(),
+    }
+
+
+def mean_ci95(values: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean over the last axis and the half-width of its normal 95% confidence interval."""
+    values = values.double()
+    count = values.shape[-1]
+    half_width = 1.96 * values.std(-1) / math.sqrt(count) if count > 1 else 0 * values.mean(-1)
+    return values.mean(-1), half_width
+
+
+def _steps_summary(agent: Any, tasks: list[Task], adapt_steps: int, horizon: int) -> dict:
+    """Return after each number of inner steps; each step adapts on `episodes_per_task`
+    episodes of `horizon` steps (nominal: an Ant episode may end early)."""
+    batch = agent.config.meta_batch_size  # the sampler holds this many tasks at once
+    returns = torch.cat(
+        [
+            agent.adaptation_returns(tasks[i : i + batch], adapt_steps)
+            for i in range(0, len(tasks), batch)
+        ],
+        dim=1,
+    )
+    mean, ci = mean_ci95(returns)
+    per_step = agent.config.episodes_per_task * horizon
+    return {
+        "axis": "adapt_steps",
+        "adapt_steps": list(range(adapt_steps + 1)),
+        "episodes_per_task": agent.config.episodes_per_task,
+        "adaptation_env_steps": [k * per_step for k in range(adapt_steps + 1)],
+        "mean_return": mean.tolist(),
+        "ci95": ci.tolist(),
+    }
+
+
+def _registered_horizon(env: str) -> int:
+    """The env's registered `max_episode_steps`."""
+    return gym.spec(resolve_env_id(env)).max_episode_steps
+
+
+def _check_counts(num_tasks: int, adapt_steps: int) -> None:
     if num_tasks < 1 or adapt_steps < 0:
         raise ValueError(
             f"evaluate needs tasks >= 1 and adapt_steps >= 0, got {num_tasks}, {adapt_steps}"
         )
-    run_dir = Path(run_dir)
-    run = Run.load(run_dir)
-    agent = run.build(**({} if episodes is None else {"episodes_per_task": episodes}))
-    try:
-        if not hasattr(agent, "adaptation_returns"):
-            raise ValueError(f"{run.agent} does not adapt to tasks: there is nothing to evaluate")
-        payload = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
-        agent.load_state_dict(payload["agent"])
-        seed = run.config["seed"] + HELD_OUT_SEED_OFFSET if seed is None else seed
-        task_env = gym.make(run.env, **run.env_kwargs).unwrapped
-        task_env.reset(seed=seed)
-        tasks = task_env.sample_tasks(num_tasks)
-        batch = run.config["meta_batch_size"]  # the sampler holds this many tasks at once
-        returns = torch.cat(
-            [
-                agent.adaptation_returns(tasks[i : i + batch], adapt_steps)
-                for i in range(0, num_tasks, batch)
-            ],
-            dim=1,
-        )
-    finally:
-        agent.close()
-    mean = returns.mean(1)
-    half_width = 1.96 * returns.std(1) / math.sqrt(num_tasks) if num_tasks > 1 else 0 * mean
-    result = {
-        "agent": run.agent,
-        "env": run.env,
-        "iteration": payload["iteration"],
-        "tasks": num_tasks,
-        "episodes_per_task": agent.config.episodes_per_task,
-        "task_seed": seed,
-        "adapt_steps": list(range(adapt_steps + 1)),
-        "mean_return": mean.tolist(),
-        "ci95": half_width.tolist(),
-    }
-    _write(run_dir / "eval", result)
-    return result
 
 
-def _write(out_dir: Path, result: dict[str, Any]) -> None:
-    out_dir.mkdir(exist_ok=True)
+def write_result(out_dir: Path, result: dict[str, Any]) -> None:
+    """`adaptation.json`, `.csv` (one row per point) and `.png` (return with its CI) in out_dir."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "adaptation.json").write_text(json.dumps(result, indent=1))
+    axis = result["axis"]
+    columns = [axis, "adaptation_env_steps", "mean_return", "ci95"]
     with open(out_dir / "adaptation.csv", "w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow(["adapt_steps", "mean_return", "ci95"])
-        rows = zip(result["adapt_steps"], result["mean_return"], result["ci95"], strict=True)
-        writer.writerows(rows)
+        writer.writerow(columns)
+        writer.writerows(zip(*(result[c] for c in columns), strict=True))
     figure, axes = plt.subplots(figsize=(5, 3.5))
-    axes.errorbar(
-        result["adapt_steps"], result["mean_return"], yerr=result["ci95"], marker="o", capsize=4
-    )
-    axes.set(
-        xlabel="adaptation steps",
-        ylabel="mean return (95% CI)",
-        title=f"{result['agent']} on {result['env']}\n{result['tasks']} held-out tasks",
-    )
-    axes.set_xticks(result["adapt_steps"])
+    axes.errorbar(result[axis], result["mean_return"], yerr=result["ci95"], marker="o", capsize=4)
+    title = f"{result['agent']} on {result['env']}\n{result['tasks']} held-out tasks"
+    if "mean_total_reward" in result:
+        title += f", total {result['mean_total_reward']:.1f} ± {result['total_reward_ci95']:.1f}"
+    axes.set(xlabel=AXIS_LABELS[axis], ylabel="mean return (95% CI)", title=title)
+    if len(result[axis]) <= 20:
+        axes.set_xticks(result[axis])
     figure.tight_layout()
     figure.savefig(out_dir / "adaptation.png", dpi=120)
     plt.close(figure)

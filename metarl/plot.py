@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,9 +11,17 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from metarl.evaluate import AXIS_LABELS
 from metarl.logger import read_progress
 
-CURVES = {"pre_return": "pre-adaptation", "post_return": "post-adaptation", "return": "return"}
+CURVES = {
+    "pre_return": "pre-adaptation",
+    "post_return": "post-adaptation",
+    "first_episode_return": "first episode of the trial",
+    "last_episode_return": "last episode of the trial",
+    "return": "return",
+}
+BEFORE_ADAPTATION = ("pre_return", "first_episode_return")  # drawn dashed
 
 
 def plot(run_dirs: Sequence[Path], out_file: Path) -> Path:
@@ -26,11 +35,40 @@ def plot(run_dirs: Sequence[Path], out_file: Path) -> Path:
         steps = [row["env_steps"] for row in rows]
         for key, label in CURVES.items():
             if key in rows[0]:
-                style = "--" if key == "pre_return" else "-"
+                style = "--" if key in BEFORE_ADAPTATION else "-"
                 values = [row[key] for row in rows]
                 name = f"{run_dir.name}: {label}"
                 axes.plot(steps, values, style, color=f"C{index}", label=name)
     axes.set(xlabel="env steps", ylabel="mean episode return")
+    return _save(figure, axes, out_file)
+
+
+def plot_adaptation(sources: Sequence[Path], out_file: Path) -> Path:
+    """Plot the `metarl evaluate` results of runs (their `eval/adaptation.json`) or of result
+    folders against env steps of adaptation experience, the x-axis every agent shares."""
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for source in map(Path, sources):
+        candidates = [source, source / "adaptation.json", source / "eval" / "adaptation.json"]
+        path = next((c for c in candidates if c.is_file()), None)
+        if path is None:
+            raise ValueError(f"{source} has no adaptation.json: run `metarl evaluate` first")
+        result = json.loads(path.read_text())
+        label = f"{result['agent']} on {result['env']} ({AXIS_LABELS[result['axis']]})"
+        axes.errorbar(
+            result["adaptation_env_steps"],
+            result["mean_return"],
+            yerr=result["ci95"],
+            marker="o",
+            capsize=3,
+            label=label,
+        )
+    axes.set_xscale("symlog", linthresh=1)
+    axes.set(xlabel="env steps of adaptation experience per task", ylabel="mean return (95% CI)")
+    return _save(figure, axes, out_file)
+
+
+def _save(figure: plt.Figure, axes: plt.Axes, out_file: Path) -> Path:
+    """Legend, grid, and the figure written to `out_file` as a PNG."""
     axes.legend(fontsize=8)
     axes.grid(alpha=0.3)
     figure.tight_layout()

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import metarl
+from metarl.agents import REFERENCE_AGENTS
 from metarl.agents.registry import REGISTRY
 from metarl.cli import main
 from metarl.envs import ENVS
@@ -31,6 +32,9 @@ def test_list_shows_every_env_with_its_short_name_and_every_agent(capsys):
     assert "Agents:" in out
     for name, spec in REGISTRY.items():
         assert any(line.split()[:1] == [name] and spec.description in line for line in lines)
+    assert "Reference agents" in out
+    for name, description in REFERENCE_AGENTS.items():
+        assert any(line.split()[:1] == [name] and description in line for line in lines)
 
 
 def test_demo_reports_random_returns_per_task_as_json(capsys):
@@ -65,3 +69,36 @@ def test_unknown_command_exits_with_usage():
         [sys.executable, "-m", "metarl", "fly"], capture_output=True, text=True, check=False
     )
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_evaluate_runs_a_reference_agent_like_a_trained_one(capsys, tmp_path):
+    args = ["evaluate", "--agent", "ucb1", "--env", "metarl/Bandit-v0", "--env-kwargs"]
+    args += ['{"k": 3}', "--episodes", "20", "--tasks", "50", "--seed", "0"]
+    assert main([*args, "--json", "--set", "c=0.5", "--out", str(tmp_path)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["agent"] == "ucb1" and result["config"] == {"c": 0.5}
+    assert result["episode"] == list(range(20)) and result["tasks"] == 50
+    assert result["mean_total_reward"] == sum(result["mean_return"])
+    assert 0 < result["total_reward_ci95"] < 2
+    assert (tmp_path / "adaptation.png").stat().st_size > 1000
+    # The same command gives the same numbers, and the same tasks whatever the agent.
+    assert main([*args, "--json", "--set", "c=0.5"]) == 0
+    assert json.loads(capsys.readouterr().out)["mean_return"] == result["mean_return"]
+    assert main(args) == 0
+    assert "total reward per trial" in capsys.readouterr().out
+
+
+def test_evaluate_argument_errors_are_one_line(capsys, tmp_path):
+    cases = [
+        (["--agent", "ucb2", "--env", "bandit"], "unknown reference agent 'ucb2'"),
+        (["--agent", "ucb1"], "--agent needs --env"),
+        (["--agent", "ucb1", "--env", "navigation2d"], "Bandit"),
+        (["--agent", "psrl", "--env", "tabular-mdp", "--set", "colour=1"], "colour"),
+        ([str(tmp_path), "--agent", "ucb1", "--env", "bandit"], "not both"),
+        ([str(tmp_path), "--env", "bandit"], "go with --agent"),
+        (["--agent", "ucb1", "--env", "bandit", "--env-kwargs", "{k: 3}"], "not valid JSON"),
+    ]
+    for args, message in cases:
+        assert main(["evaluate", *args]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, (args, err)

@@ -5,6 +5,7 @@ import dataclasses
 import json
 import random
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -15,7 +16,7 @@ from metarl.agents.registry import REGISTRY
 from metarl.checkpoint import load_checkpoint, save_checkpoint
 from metarl.cli import main
 from metarl.config import build_config, parse_sets
-from metarl.envs import ENVS
+from metarl.envs import ENVS, resolve_env_id
 from metarl.evaluate import evaluate
 from metarl.logger import Logger, read_progress
 from metarl.plot import plot
@@ -26,7 +27,20 @@ TINY = {
     "episodes_per_task": 2,
     "horizon": 10,
     "hidden_sizes": [8],
+    "hidden_size": 8,
+    "episodes_per_trial": 2,
     "num_workers": 0,
+    # PEARL's own sizes
+    "num_train_tasks": 2,
+    "batch_size": 8,
+    "context_batch_size": 4,
+    "num_initial_episodes": 1,
+    "num_tasks_sample": 1,
+    "num_prior_episodes": 1,
+    "num_extra_posterior_episodes": 1,
+    "num_gradient_steps": 2,
+    "encoder_hidden_sizes": [8],
+    "num_eval_tasks": 1,
 }
 
 
@@ -91,7 +105,7 @@ def test_logger_writes_fixed_columns_aligned_lines_and_keeps_a_checkpoints_rows(
     assert list((tmp_path / "tensorboard").iterdir())
 
 
-@pytest.mark.parametrize("agent", ["maml-trpo", "promp", "ppo"])
+@pytest.mark.parametrize("agent", ["maml-trpo", "promp", "ppo", "rl2-trpo", "rl2-ppo"])
 def test_resume_after_an_interrupt_gives_the_rows_of_an_uninterrupted_run(
     tmp_path, agent, monkeypatch
 ):
@@ -133,7 +147,7 @@ def test_resume_after_an_interrupt_gives_the_rows_of_an_uninterrupted_run(
 
 def test_train_evaluate_and_plot_commands_write_the_run_folder(tmp_path, capsys):
     run = tmp_path / "run"
-    sets = [f"--set={k}={json.dumps(v)}" for k, v in TINY.items()]
+    sets = [f"--set={k}={json.dumps(v)}" for k, v in tiny("fo-maml").items()]
     assert (
         main(
             [
@@ -162,24 +176,46 @@ def test_train_evaluate_and_plot_commands_write_the_run_folder(tmp_path, capsys)
     result = json.loads(capsys.readouterr().out)
     assert result["adapt_steps"] == [0, 1, 2] and len(result["ci95"]) == 3
     assert result["episodes_per_task"] == 3 and result["task_seed"] == 10_000
+    assert result["adaptation_env_steps"] == [0, 30, 60]  # 3 episodes of 10 steps per step
     assert {p.name for p in (run / "eval").iterdir()} == {
         "adaptation.json",
         "adaptation.csv",
         "adaptation.png",
     }
     header, *rows = (run / "eval" / "adaptation.csv").read_text().splitlines()
-    assert header == "adapt_steps,mean_return,ci95" and len(rows) == 3
+    assert header == "adapt_steps,adaptation_env_steps,mean_return,ci95" and len(rows) == 3
     assert main(["plot", str(run), "-o", str(tmp_path / "curves.png")]) == 0
     assert (tmp_path / "curves.png").stat().st_size > 1000
+    assert main(["plot", "--adaptation", str(run), "-o", str(tmp_path / "adapt.png")]) == 0
+    assert (tmp_path / "adapt.png").stat().st_size > 1000
     assert main(["train", "fo-maml", "--env", "navigation2d", "--out", str(run)]) == 2
     assert "not empty" in capsys.readouterr().err
     assert main(["train", "--resume", str(run), "--iterations", "3"]) == 0
     assert len(read_progress(run / "progress.csv")) == 3
 
 
+def test_evaluate_reports_return_per_episode_of_a_trial_for_rl2(tmp_path, capsys):
+    run = tmp_path / "run"
+    values = tiny("rl2-trpo", iterations=1, meta_batch_size=3, horizon=None)
+    new_run("rl2-trpo", "bandit", values, run, env_kwargs={"k": 3})
+    train(run)
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--tasks", "7", "--episodes", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "episode 3 of the trial" in out and "total reward per trial" in out
+    result = json.loads((run / "eval" / "adaptation.json").read_text())
+    assert result["axis"] == "episode" and result["episode"] == [0, 1, 2, 3]
+    assert result["adaptation_env_steps"] == [0, 1, 2, 3]  # one pull per bandit episode
+    assert result["env_kwargs"] == {"k": 3} and result["tasks"] == 7
+    # Each episode is one pull: its mean reward is in [0, 1], and the trial's total is their sum.
+    assert all(0 <= r <= 1 for r in result["mean_return"])
+    assert result["mean_total_reward"] == pytest.approx(sum(result["mean_return"]))
+
+
 def test_train_layers_defaults_agent_overrides_yaml_sets_and_flags(tmp_path):
     config_file = tmp_path / "f.yaml"
-    config_file.write_text(yaml.safe_dump({**TINY, "inner_lr": 0.2, "seed": 3, "iterations": 5}))
+    values = {**tiny("e-maml"), "inner_lr": 0.2, "seed": 3, "iterations": 5}
+    config_file.write_text(yaml.safe_dump(values))
     run = tmp_path / "run"
     args = ["train", "e-maml", "--env", "metarl/Navigation2D-v0", "--config", str(config_file)]
     args += ["--set", "inner_lr=0.05", "--seed", "7", "--iterations", "1", "--out", str(run)]
@@ -234,6 +270,11 @@ def test_plot_and_evaluate_refuse_folders_that_are_not_runs(tmp_path):
 @pytest.mark.parametrize("env", [entry.short_name for entry in ENVS])
 def test_one_iteration_of_every_agent_runs_on_every_env(tmp_path, agent, env):
     new_run(agent, env, tiny(agent, iterations=1, horizon=5), tmp_path)
+    discrete = isinstance(gym.make(resolve_env_id(env)).action_space, gym.spaces.Discrete)
+    if agent == "pearl" and discrete:  # SAC's squashed Gaussian actor
+        with pytest.raises(ValueError, match="continuous"):
+            train(tmp_path)
+        return
     train(tmp_path)
     (row,) = read_progress(tmp_path / "progress.csv")
     assert row["env_steps"] > 0
