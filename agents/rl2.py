@@ -267,7 +267,8 @@ class RL2TRPO(RL2):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what `state_dict` returned."""
         super().load_state_dict(state)
-        self.generator.set_state(state["fisher_rng"])
+        if "fisher_rng" in state:  # absent from checkpoints written before fisher_trials existed
+            self.generator.set_state(state["fisher_rng"])
 
 
 class RL2PPO(RL2):
