@@ -58,8 +58,7 @@ from metarl.envs.base import Task, TaskEnv
 from metarl.envs.checks import check_nonnegative, check_positive_int
 from metarl.episodes import Episodes
 from metarl.sampler import VectorSampler
-
-HELD_OUT_SEED_OFFSET = 10_000  # the held-out tasks of `test_return`, as `metarl evaluate` draws
+from metarl.tasks import HELD_OUT_SEED_OFFSET, held_out_tasks
 
 
 @dataclass
@@ -245,10 +244,12 @@ class PEARL:
             raise ValueError(f"PEARL meta-learns over tasks: {env} is not a metarl task env")
         self.task_env.reset(seed=cfg.seed)
         self.train_tasks = self.task_env.sample_tasks(cfg.num_train_tasks)
-        held_out = gym.make(self.sampler.env_id or env, **env_kwargs).unwrapped
-        held_out.reset(seed=cfg.seed + HELD_OUT_SEED_OFFSET)
-        self.eval_tasks = held_out.sample_tasks(cfg.num_eval_tasks)
-        held_out.close()
+        self.eval_tasks = held_out_tasks(  # the tasks of `test_return`: evaluate's
+            self.sampler.env_id or env,
+            env_kwargs,
+            cfg.seed + HELD_OUT_SEED_OFFSET,
+            cfg.num_eval_tasks,
+        )
 
         obs_dim = self.sampler.observation_space.shape[0]
         self.obs_dim, self.action_dim = obs_dim, space.shape[0]

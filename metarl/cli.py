@@ -96,7 +96,8 @@ def _train(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from metarl.config import parse_sets
-    from metarl.evaluate import HELD_OUT_SEED_OFFSET, evaluate, evaluate_reference
+    from metarl.evaluate import evaluate, evaluate_reference
+    from metarl.tasks import HELD_OUT_SEED_OFFSET
 
     if (args.run_dir is None) == (args.agent is None):
         raise ValueError("evaluate takes a run folder, or --agent NAME --env ENV (not both)")

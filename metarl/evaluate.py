@@ -26,20 +26,10 @@ from metarl.checkpoint import load_checkpoint
 from metarl.config import build_config
 from metarl.envs import resolve_env_id
 from metarl.envs.base import Task
+from metarl.tasks import HELD_OUT_SEED_OFFSET, held_out_tasks
 from metarl.trainer import Run
 
-HELD_OUT_SEED_OFFSET = 10_000  # held-out tasks come from seed + this, never the training stream
 AXIS_LABELS = {"adapt_steps": "adaptation steps", "episode": "episode of the trial"}
-
-
-def held_out_tasks(env: str, env_kwargs: dict[str, Any], seed: int, num_tasks: int) -> list[Task]:
-    """`num_tasks` tasks drawn by the env's own distribution, seeded with `seed`."""
-    task_env = gym.make(resolve_env_id(env), **env_kwargs).unwrapped
-    try:
-        task_env.reset(seed=seed)
-        return task_env.sample_tasks(num_tasks)
-    finally:
-        task_env.close()
 
 
 def evaluate(
