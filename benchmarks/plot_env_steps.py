@@ -6,7 +6,8 @@
 reads `benchmarks/results/pearl-<env>/progress.csv` (column `test_return`: held-out tasks, z from
 the posterior of one episode of context) and the MAML-TRPO / FO-MAML / ProMP runs of the same env
 (`pre_return` dashed, `post_return` solid: returns before and after one inner step on each
-iteration's new tasks), marks the final PEARL policy's held-out trial (`eval/adaptation.json`:
+iteration's new tasks) and RL²'s (first and last episode of its trials), marks the final PEARL
+policy's held-out trial (`eval/adaptation.json`:
 square = episode 0 with z from the prior, digit i = episode i with z from i episodes of
 context), writes `benchmarks/pearl_<env>_vs_onpolicy.png` and prints how many env steps PEARL
 needed to reach the return MAML-TRPO reached, against MAML-TRPO's own.
@@ -31,7 +32,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 RESULTS = Path(__file__).parent / "results"
-ON_POLICY = {"maml-trpo": "MAML-TRPO", "fo-maml": "FO-MAML", "promp": "ProMP"}
+# Run folder prefix → label, the progress columns of the return before and after adaptation,
+# and what "after" means.
+ON_POLICY = {
+    "maml-trpo": ("MAML-TRPO", "pre_return", "post_return", "after 1 inner step"),
+    "fo-maml": ("FO-MAML", "pre_return", "post_return", "after 1 inner step"),
+    "promp": ("ProMP", "pre_return", "post_return", "after 1 inner step"),
+    "rl2-trpo": ("RL²-TRPO", "first_episode_return", "last_episode_return", "last ep. of trial"),
+}
 
 
 def read(path: Path, column: str) -> tuple[list[float], list[float]]:
@@ -78,15 +86,15 @@ def main() -> None:
 
     figure, axes = plt.subplots(figsize=(7, 4.5))
     curves = {}
-    for index, (name, label) in enumerate(ON_POLICY.items()):
+    for index, (name, (label, before, after, meaning)) in enumerate(ON_POLICY.items()):
         path = RESULTS / f"{name}-{args.env}" / "progress.csv"
         if not path.is_file():
             continue
         colour = f"C{index + 1}"
-        steps, pre = read(path, "pre_return")
-        _, post = read(path, "post_return")
+        steps, pre = read(path, before)
+        _, post = read(path, after)
         axes.plot(steps, pre, "--", color=colour, alpha=0.6, label=f"{label} before adaptation")
-        axes.plot(steps, post, "-", color=colour, label=f"{label} after 1 inner step")
+        axes.plot(steps, post, "-", color=colour, label=f"{label} {meaning}")
         curves[name] = (steps, smooth(post, args.window))
     pearl_path = RESULTS / f"pearl-{args.env}" / "progress.csv"
     steps, test = read(pearl_path, "test_return")
