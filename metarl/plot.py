@@ -14,28 +14,27 @@ import matplotlib.pyplot as plt
 from metarl.evaluate import AXIS_LABELS
 from metarl.logger import read_progress
 
+# progress column → (label, line style): dashed before adaptation, dotted at a trial's end.
 CURVES = {
-    "pre_return": "pre-adaptation",
-    "post_return": "post-adaptation",
-    "first_episode_return": "first episode of the trial",
-    "last_episode_return": "last episode of the trial",
-    "return": "return",
+    "pre_return": ("pre-adaptation", "--"),
+    "post_return": ("post-adaptation", "-"),
+    "first_episode_return": ("first episode of the trial", "--"),
+    "last_episode_return": ("last episode of the trial", ":"),
+    "return": ("mean episode return", "-"),
 }
-BEFORE_ADAPTATION = ("pre_return", "first_episode_return")  # drawn dashed
 
 
 def plot(run_dirs: Sequence[Path], out_file: Path) -> Path:
     """Plot each run's pre-/post-adaptation return (or return) against env steps into one PNG:
-    one colour per run, dashed before adaptation, solid after."""
+    one colour per run, dashed before adaptation (`CURVES` gives each line style)."""
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for index, run_dir in enumerate(map(Path, run_dirs)):
         rows = read_progress(run_dir / "progress.csv")
         if not rows:
             raise ValueError(f"{run_dir} has no progress.csv rows to plot")
         steps = [row["env_steps"] for row in rows]
-        for key, label in CURVES.items():
+        for key, (label, style) in CURVES.items():
             if key in rows[0]:
-                style = "--" if key in BEFORE_ADAPTATION else "-"
                 values = [row[key] for row in rows]
                 name = f"{run_dir.name}: {label}"
                 axes.plot(steps, values, style, color=f"C{index}", label=name)
