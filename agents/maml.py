@@ -18,14 +18,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-import gymnasium as gym
 import torch
 from torch import Tensor
 from torch.func import vmap
 
-from metarl.advantages import discounted_returns, gae, normalize
 from metarl.agents.trpo import TrustRegionConfig
-from metarl.baselines import LinearFeatureBaseline
+from metarl.baselines import LinearFeatureBaseline, fitted_advantages
 from metarl.envs.base import Task
 from metarl.envs.checks import check_nonnegative, check_positive_int
 from metarl.episodes import Episodes
@@ -33,6 +31,7 @@ from metarl.losses import masked_mean, mean_kl, surrogate_loss, vpg_loss
 from metarl.optim import trpo_step
 from metarl.policies import Params, call, make_policy, parameters
 from metarl.sampler import VectorSampler
+from metarl.tasks import task_source
 
 LR_PREFIX = "inner_lr."
 
@@ -114,12 +113,15 @@ class TaskStack:
                 episodes.dones[:, cols],
                 episodes.mask[:, cols],
             )
-            returns = discounted_returns(episodes.rewards[:, cols], dones, discount)
-            baseline = LinearFeatureBaseline()
-            baseline.fit(obs, returns, mask, dones)
-            values = baseline.predict(obs, mask, dones)
-            task_advantages = gae(episodes.rewards[:, cols], values, dones, discount, gae_lambda)
-            advantages[:, cols] = normalize(task_advantages, mask)
+            advantages[:, cols] = fitted_advantages(
+                LinearFeatureBaseline(),
+                obs,
+                episodes.rewards[:, cols],
+                dones,
+                mask,
+                discount,
+                gae_lambda,
+            )
 
         def stack(x: Tensor) -> Tensor:
             return x.reshape(x.shape[0], -1, per_task, *x.shape[2:]).transpose(0, 1)
@@ -158,9 +160,7 @@ class MAML:
             seed=cfg.seed,
             num_workers=cfg.num_workers,
         )
-        # The task source: its own seeded RNG, independent of the sampler's.
-        self.task_env = gym.make(self.sampler.env_id, **env_kwargs).unwrapped
-        self.task_env.reset(seed=cfg.seed)
+        self.task_env = task_source(self.sampler.env_id, env_kwargs, cfg.seed)
         self.policy = make_policy(
             self.sampler.observation_space, self.sampler.action_space, cfg.hidden_sizes
         )

@@ -54,11 +54,11 @@ from metarl.agents.pearl_networks import (
     polyak_update,
     soft_q_target,
 )
-from metarl.envs.base import Task, TaskEnv
+from metarl.envs.base import Task
 from metarl.envs.checks import check_nonnegative, check_positive_int
 from metarl.episodes import Episodes
 from metarl.sampler import VectorSampler
-from metarl.tasks import HELD_OUT_SEED_OFFSET, held_out_tasks
+from metarl.tasks import HELD_OUT_SEED_OFFSET, held_out_tasks, task_source
 
 
 @dataclass
@@ -238,11 +238,11 @@ class PEARL:
         if not np.allclose(space.low, -space.high):
             self.close()
             raise ValueError(f"PEARL needs a symmetric action box, got {space}")
-        self.task_env = gym.make(self.sampler.env_id or env, **env_kwargs).unwrapped
-        if not isinstance(self.task_env, TaskEnv):
+        try:
+            self.task_env = task_source(self.sampler.env_id or env, env_kwargs, cfg.seed)
+        except ValueError:
             self.close()
-            raise ValueError(f"PEARL meta-learns over tasks: {env} is not a metarl task env")
-        self.task_env.reset(seed=cfg.seed)
+            raise
         self.train_tasks = self.task_env.sample_tasks(cfg.num_train_tasks)
         self.eval_tasks = held_out_tasks(  # the tasks of `test_return`: evaluate's
             self.sampler.env_id or env,

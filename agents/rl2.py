@@ -14,20 +14,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
-import gymnasium as gym
 import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
-from metarl.advantages import discounted_returns, gae, normalize
 from metarl.agents.trpo import TrustRegionConfig, trust_region_update
-from metarl.baselines import LinearFeatureBaseline
-from metarl.envs.base import Task, TaskEnv
+from metarl.baselines import LinearFeatureBaseline, fitted_advantages
+from metarl.envs.base import Task
 from metarl.envs.checks import check_nonnegative, check_positive_int
 from metarl.episodes import Episodes
 from metarl.losses import clipped_surrogate_loss, masked_mean, mean_kl
 from metarl.policies import Params, make_policy, unroll
 from metarl.sampler import VectorSampler
+from metarl.tasks import task_source
 
 Previous = tuple[Tensor, Tensor, Tensor]  # previous (action, reward, done), each [T, B, ...]
 
@@ -134,11 +133,11 @@ class RL2(ABC):
             seed=cfg.seed,
             num_workers=cfg.num_workers,
         )
-        self.task_env = gym.make(self.sampler.env_id or env, **env_kwargs).unwrapped
-        if not isinstance(self.task_env, TaskEnv):
+        try:
+            self.task_env = task_source(self.sampler.env_id or env, env_kwargs, cfg.seed)
+        except ValueError:
             self.close()
-            raise ValueError(f"RL² meta-learns over tasks: {env} is not a metarl task env")
-        self.task_env.reset(seed=cfg.seed)  # the task source, independent of the sampler
+            raise
         self.policy = make_policy(
             self.sampler.observation_space,
             self.sampler.action_space,
@@ -159,13 +158,16 @@ class RL2(ABC):
 
     def advantages(self, episodes: Episodes) -> Tensor:
         """Normalized GAE `[T, B]` over whole trials, on the linear baseline of trial time."""
-        cfg, mask, obs = self.config, episodes.mask, episodes.observations
-        ends = trial_ends(mask)
-        returns = discounted_returns(episodes.rewards, ends, cfg.discount)
-        self.baseline.fit(obs, returns, mask, ends)
-        values = self.baseline.predict(obs, mask, ends)
-        advantages = gae(episodes.rewards, values, ends, cfg.discount, cfg.gae_lambda)
-        return normalize(advantages, mask)
+        cfg, mask = self.config, episodes.mask
+        return fitted_advantages(
+            self.baseline,
+            episodes.observations,
+            episodes.rewards,
+            trial_ends(mask),
+            mask,
+            cfg.discount,
+            cfg.gae_lambda,
+        )
 
     @abstractmethod
     def update(self, episodes: Episodes, advantages: Tensor) -> dict[str, float]:

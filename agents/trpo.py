@@ -13,9 +13,8 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
-from metarl.advantages import discounted_returns, gae, normalize
 from metarl.agents.single_task import SingleTaskConfig, SingleTaskTrainer
-from metarl.baselines import LinearFeatureBaseline
+from metarl.baselines import LinearFeatureBaseline, fitted_advantages
 from metarl.envs.checks import check_nonnegative, check_positive_int
 from metarl.episodes import Episodes
 from metarl.losses import mean_kl, surrogate_loss
@@ -125,15 +124,10 @@ class TRPO(SingleTaskTrainer):
     def update(self, episodes: Episodes) -> dict[str, float]:
         """One TRPO step on `episodes`, sampled with the current policy (`trust_region_update`'s
         metrics)."""
-        cfg, mask = self.config, episodes.mask
-        obs, dones = episodes.observations, episodes.dones
-
-        # Advantages: GAE on the linear feature baseline fitted to this batch's returns.
-        returns = discounted_returns(episodes.rewards, dones, cfg.discount)
-        self.baseline.fit(obs, returns, mask, dones)
-        values = self.baseline.predict(obs, mask, dones)
-        advantages = gae(episodes.rewards, values, dones, cfg.discount, cfg.gae_lambda)
-        advantages = normalize(advantages, mask)
+        cfg, obs, mask = self.config, episodes.observations, episodes.mask
+        advantages = fitted_advantages(
+            self.baseline, obs, episodes.rewards, episodes.dones, mask, cfg.discount, cfg.gae_lambda
+        )
         return trust_region_update(
             self.policy,
             lambda params: self.distribution(params, obs),
