@@ -22,16 +22,17 @@ import torch
 from torch import Tensor
 from torch.func import vmap
 
-from metarl.agents.trpo import TrustRegionConfig
-from metarl.baselines import LinearFeatureBaseline, fitted_advantages
+from metarl.agents.parts.trust_region import TrustRegionConfig
+from metarl.backend.advantages import fitted_advantages
+from metarl.backend.baselines import LinearFeatureBaseline
+from metarl.backend.losses import masked_mean, mean_kl, surrogate_loss, vpg_loss
+from metarl.backend.optim import trpo_step
 from metarl.envs.base import Task
 from metarl.envs.checks import check_nonnegative, check_positive_int
-from metarl.episodes import Episodes
-from metarl.losses import masked_mean, mean_kl, surrogate_loss, vpg_loss
-from metarl.optim import trpo_step
 from metarl.policies import Params, call, make_policy, parameters
-from metarl.sampler import VectorSampler
-from metarl.tasks import task_source
+from metarl.sampling.episodes import Episodes
+from metarl.sampling.sampler import VectorSampler
+from metarl.sampling.tasks import task_source
 
 LR_PREFIX = "inner_lr."
 

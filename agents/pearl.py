@@ -56,9 +56,9 @@ from metarl.agents.pearl_networks import (
 )
 from metarl.envs.base import Task
 from metarl.envs.checks import check_nonnegative, check_positive_int
-from metarl.episodes import Episodes
-from metarl.sampler import VectorSampler
-from metarl.tasks import HELD_OUT_SEED_OFFSET, held_out_tasks, task_source
+from metarl.sampling.episodes import Episodes
+from metarl.sampling.sampler import VectorSampler
+from metarl.sampling.tasks import HELD_OUT_SEED_OFFSET, held_out_tasks, task_source
 
 
 @dataclass

@@ -12,11 +12,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from metarl.advantages import gae, normalize
-from metarl.agents.single_task import SingleTaskConfig, SingleTaskTrainer
-from metarl.episodes import Episodes
-from metarl.losses import clipped_surrogate_loss, mean_kl
+from metarl.agents.parts.single_task import SingleTaskConfig, SingleTaskTrainer
+from metarl.backend.advantages import gae, normalize
+from metarl.backend.losses import clipped_surrogate_loss, mean_kl
 from metarl.policies import mlp
+from metarl.sampling.episodes import Episodes
 
 
 @dataclass

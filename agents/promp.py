@@ -17,8 +17,8 @@ from torch import Tensor
 from torch.func import vmap
 
 from metarl.agents.maml import MAML, InnerLoopConfig, TaskStack, expand_tasks
+from metarl.backend.losses import clipped_surrogate_loss, lvc_loss, mean_kl
 from metarl.envs.checks import check_nonnegative, check_positive_int
-from metarl.losses import clipped_surrogate_loss, lvc_loss, mean_kl
 from metarl.policies import Params
 
 

@@ -18,15 +18,16 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
-from metarl.agents.trpo import TrustRegionConfig, trust_region_update
-from metarl.baselines import LinearFeatureBaseline, fitted_advantages
+from metarl.agents.parts.trust_region import TrustRegionConfig, trust_region_update
+from metarl.backend.advantages import fitted_advantages
+from metarl.backend.baselines import LinearFeatureBaseline
+from metarl.backend.losses import clipped_surrogate_loss, masked_mean, mean_kl
 from metarl.envs.base import Task
 from metarl.envs.checks import check_nonnegative, check_positive_int
-from metarl.episodes import Episodes
-from metarl.losses import clipped_surrogate_loss, masked_mean, mean_kl
-from metarl.policies import Params, make_policy, unroll
-from metarl.sampler import VectorSampler
-from metarl.tasks import task_source
+from metarl.policies import Params, make_recurrent_policy, unroll
+from metarl.sampling.episodes import Episodes
+from metarl.sampling.sampler import VectorSampler
+from metarl.sampling.tasks import task_source
 
 Previous = tuple[Tensor, Tensor, Tensor]  # previous (action, reward, done), each [T, B, ...]
 
@@ -138,11 +139,8 @@ class RL2(ABC):
         except ValueError:
             self.close()
             raise
-        self.policy = make_policy(
-            self.sampler.observation_space,
-            self.sampler.action_space,
-            (cfg.hidden_size,),
-            recurrent=True,
+        self.policy = make_recurrent_policy(
+            self.sampler.observation_space, self.sampler.action_space, cfg.hidden_size
         )
         self.baseline = LinearFeatureBaseline()
 

@@ -16,7 +16,7 @@ import time
 import gymnasium as gym
 
 import metarl  # noqa: F401  (registers the envs)
-from metarl.bench import Workload, raw_mujoco_steps_per_s
+from metarl.cli.bench import Workload, raw_mujoco_steps_per_s
 from metarl.envs import ENVS
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from metarl.evaluate import evaluate, evaluate_reference
+from metarl.training.evaluation import evaluate, evaluate_reference
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
     python benchmarks/sampler.py [--env ENV ...] [--quick] [--json]
 
-The same measurement as `metarl bench sampler` (functions in `metarl.bench`): 40 tasks × 20
+The same measurement as `metarl bench sampler` (functions in `metarl.cli.bench`): 40 tasks × 20
 episodes × 200 steps with a 64×64 Gaussian MLP on HalfCheetahVel and AntDir, env steps per
 second of `metarl`, `mujoco-raw-1thread`, `gymnasium-sync` and `gymnasium-async`, measured in
 one run, with metarl's speed-up over each and its peak resident memory.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from metarl.bench import DEFAULT_ENVS, sampler_report
+from metarl.cli.bench import DEFAULT_ENVS, sampler_report
 
 
 def main() -> None:

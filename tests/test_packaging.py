@@ -41,7 +41,9 @@ def test_wheel_maps_envs_and_agents_under_metarl(wheel_files):
         "metarl/envs/ant.py",
         "metarl/envs/base.py",
         "metarl/agents/__init__.py",
-        "metarl/cli.py",
+        "metarl/cli/main.py",
+        "metarl/sampling/sampler.py",
+        "metarl/agents/parts/trust_region.py",
     ]:
         assert module in wheel_files
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from metarl.agents.maml import LR_PREFIX, MAML, MAMLConfig, TaskStack
-from metarl.optim import flat, unflat
+from metarl.backend.optim import flat, unflat
 
 
 def synthetic_stack(policy, seed, tasks=2, steps=6, columns=3):

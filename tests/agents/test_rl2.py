@@ -5,8 +5,8 @@ import copy
 import pytest
 import torch
 
-from metarl.advantages import discounted_returns
 from metarl.agents.rl2 import RL2PPO, RL2TRPO, RL2PPOConfig, RL2TRPOConfig, trial_ends
+from metarl.backend.advantages import discounted_returns
 from metarl.policies import unroll
 
 SMALL = {"meta_batch_size": 6, "episodes_per_trial": 4, "hidden_size": 16, "num_workers": 0}

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from metarl.advantages import discounted_returns, gae, normalize
+from metarl.backend.advantages import discounted_returns, gae, normalize
 
 GAMMA = 0.9
 

@@ -6,13 +6,11 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
-from metarl.evaluate import AXIS_LABELS
-from metarl.logger import read_progress
+from metarl.cli.report import AXIS_LABELS, save_png
+from metarl.training.logger import read_progress
 
 # progress column → (label, line style): dashed before adaptation, dotted at a trial's end.
 CURVES = {
@@ -27,7 +25,8 @@ CURVES = {
 def plot(run_dirs: Sequence[Path], out_file: Path) -> Path:
     """Plot each run's pre-/post-adaptation return (or return) against env steps into one PNG:
     one colour per run, dashed before adaptation (`CURVES` gives each line style)."""
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure = Figure(figsize=(7, 4.5))
+    axes = figure.subplots()
     for index, run_dir in enumerate(map(Path, run_dirs)):
         rows = read_progress(run_dir / "progress.csv")
         if not rows:
@@ -45,7 +44,8 @@ def plot(run_dirs: Sequence[Path], out_file: Path) -> Path:
 def plot_adaptation(sources: Sequence[Path], out_file: Path) -> Path:
     """Plot the `metarl evaluate` results of runs (their `eval/adaptation.json`) or of result
     folders against env steps of adaptation experience, the x-axis every agent shares."""
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure = Figure(figsize=(7, 4.5))
+    axes = figure.subplots()
     for source in map(Path, sources):
         candidates = [source, source / "adaptation.json", source / "eval" / "adaptation.json"]
         path = next((c for c in candidates if c.is_file()), None)
@@ -66,11 +66,10 @@ def plot_adaptation(sources: Sequence[Path], out_file: Path) -> Path:
     return _save(figure, axes, out_file)
 
 
-def _save(figure: plt.Figure, axes: plt.Axes, out_file: Path) -> Path:
+def _save(figure: Figure, axes: Axes, out_file: Path) -> Path:
     """Legend, grid, and the figure written to `out_file` as a PNG."""
     axes.legend(fontsize=8)
     axes.grid(alpha=0.3)
     figure.tight_layout()
-    figure.savefig(out_file, dpi=120)
-    plt.close(figure)
+    save_png(figure, Path(out_file))
     return Path(out_file)

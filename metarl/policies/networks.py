@@ -1,9 +1,9 @@
-"""Policies: Gaussian and categorical MLPs, and a GRU policy for RL² (DESIGN §3, §5).
+"""Policy networks: Gaussian and categorical MLPs, and a GRU policy for RL².
 
 A policy's `forward` maps inputs to *distribution parameters* (plain tensors), and its
-`action_dist` turns those into a `torch.distributions` object, samples or takes the mode. Keeping
-`forward` tensor-only lets the sampler run one `torch.func.vmap` over per-task parameter sets, and
-adapted parameters are plain `dict[str, Tensor]` used through `torch.func.functional_call`.
+`action_dist` (`metarl.policies.distributions`) turns those into a `torch.distributions`
+object, samples or takes the mode. Keeping `forward` tensor-only lets the sampler run one
+`torch.func.vmap` over per-task parameter sets.
 """
 
 from __future__ import annotations
@@ -16,41 +16,9 @@ from typing import Any
 import gymnasium as gym
 import torch
 from torch import Tensor, nn
-from torch.distributions import Categorical, Distribution, Independent, Normal
-from torch.func import functional_call
 
-Params = dict[str, Tensor]
-
-
-class DiagGaussian:
-    """Gaussian actions with diagonal covariance; parameters are `(mean, log_std)` of [..., A]."""
-
-    def distribution(self, dist_params: tuple[Tensor, Tensor]) -> Distribution:
-        mean, log_std = dist_params
-        # No argument validation: it costs time per call and cannot run under vmap.
-        return Independent(Normal(mean, log_std.exp(), validate_args=False), 1, validate_args=False)
-
-    def sample(self, dist_params: tuple[Tensor, Tensor], generator: torch.Generator) -> Tensor:
-        mean, log_std = dist_params
-        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
-        return mean + log_std.exp() * noise
-
-    def mode(self, dist_params: tuple[Tensor, Tensor]) -> Tensor:
-        return dist_params[0]
-
-
-class CategoricalActions:
-    """Discrete actions; the parameters are logits [..., n]."""
-
-    def distribution(self, logits: Tensor) -> Distribution:
-        return Categorical(logits=logits, validate_args=False)
-
-    def sample(self, logits: Tensor, generator: torch.Generator) -> Tensor:
-        probs = torch.softmax(logits, dim=-1).reshape(-1, logits.shape[-1])
-        return torch.multinomial(probs, 1, generator=generator).reshape(logits.shape[:-1])
-
-    def mode(self, logits: Tensor) -> Tensor:
-        return logits.argmax(dim=-1)
+from metarl.policies.distributions import CategoricalActions, DiagGaussian
+from metarl.policies.functional import Params, call
 
 
 def mlp(sizes: Sequence[int], activation: type[nn.Module] = nn.Tanh) -> nn.Sequential:
@@ -184,18 +152,20 @@ def unroll(
     return call(policy, params, observations, *previous, hidden)[0]
 
 
+def _obs_dim(observation_space: gym.spaces.Space) -> int:
+    """The size of a flat Box observation space, or a `ValueError`."""
+    if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
+        raise ValueError(f"policies need a flat Box observation space, got {observation_space}")
+    return observation_space.shape[0]
+
+
 def make_policy(
     observation_space: gym.spaces.Space,
     action_space: gym.spaces.Space,
     hidden_sizes: Sequence[int] = (64, 64),
-    recurrent: bool = False,
 ) -> nn.Module:
-    """The default policy for the spaces: Gaussian (Box) or categorical (Discrete), or GRU."""
-    if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
-        raise ValueError(f"policies need a flat Box observation space, got {observation_space}")
-    obs_dim = observation_space.shape[0]
-    if recurrent:
-        return GRUPolicy(obs_dim, action_space, hidden_size=hidden_sizes[-1])
+    """The default MLP policy for the spaces: Gaussian (Box actions) or categorical (Discrete)."""
+    obs_dim = _obs_dim(observation_space)
     if isinstance(action_space, gym.spaces.Discrete):
         return CategoricalMLPPolicy(obs_dim, int(action_space.n), hidden_sizes)
     if isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
@@ -203,13 +173,8 @@ def make_policy(
     raise ValueError(f"no policy for the action space {action_space}")
 
 
-def parameters(policy: nn.Module) -> Params:
-    """The policy's own parameters as a name → tensor dict (the tensors, not copies)."""
-    return dict(policy.named_parameters())
-
-
-def call(policy: nn.Module, params: Params | None, *inputs: Tensor) -> Any:
-    """`policy(*inputs)` with `params` in place of its own (when given)."""
-    if params is None:
-        return policy(*inputs)
-    return functional_call(policy, params, inputs)
+def make_recurrent_policy(
+    observation_space: gym.spaces.Space, action_space: gym.spaces.Space, hidden_size: int = 256
+) -> GRUPolicy:
+    """The RL² policy for the spaces: a GRU of `hidden_size` units."""
+    return GRUPolicy(_obs_dim(observation_space), action_space, hidden_size)

@@ -2,7 +2,7 @@
 
 import torch
 
-from metarl.episodes import Episodes
+from metarl.sampling.episodes import Episodes
 
 
 def two_columns():

@@ -14,6 +14,7 @@ from metarl.policies import (
     GRUPolicy,
     call,
     make_policy,
+    make_recurrent_policy,
     parameters,
 )
 
@@ -109,7 +110,9 @@ def test_make_policy_picks_the_policy_for_the_spaces():
     box = gym.spaces.Box(-1, 1, (3,))
     assert isinstance(make_policy(box, gym.spaces.Box(-1, 1, (2,))), GaussianMLPPolicy)
     assert isinstance(make_policy(box, gym.spaces.Discrete(4)), CategoricalMLPPolicy)
-    assert isinstance(make_policy(box, gym.spaces.Discrete(4), recurrent=True), GRUPolicy)
+    assert isinstance(make_recurrent_policy(box, gym.spaces.Discrete(4), 8), GRUPolicy)
+    with pytest.raises(ValueError, match="flat Box"):
+        make_recurrent_policy(gym.spaces.Discrete(3), gym.spaces.Discrete(2))
     with pytest.raises(ValueError, match="observation space"):
         make_policy(gym.spaces.Discrete(3), gym.spaces.Discrete(2))
     with pytest.raises(ValueError, match="action space"):

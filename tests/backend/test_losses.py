@@ -4,7 +4,7 @@ import torch
 from torch.autograd.functional import hessian
 from torch.distributions import Categorical, Independent, Normal
 
-from metarl.losses import (
+from metarl.backend.losses import (
     clipped_surrogate_loss,
     lvc_loss,
     masked_mean,

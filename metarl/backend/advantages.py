@@ -7,10 +7,12 @@ back to back, and steps after its last episode are padding that callers mask out
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 from torch import Tensor
 
-from metarl.losses import masked_mean
+from metarl.backend.losses import masked_mean
 
 
 def discounted_returns(rewards: Tensor, dones: Tensor, discount: float) -> Tensor:
@@ -55,3 +57,30 @@ def normalize(x: Tensor, mask: Tensor, eps: float = 1e-8) -> Tensor:
     mean = masked_mean(x, mask)
     std = masked_mean((x - mean) ** 2, mask).sqrt()
     return torch.where(mask.bool(), (x - mean) / (std + eps), 0.0)
+
+
+class Baseline(Protocol):
+    """A state-value estimate refitted on each batch (`baselines.LinearFeatureBaseline`)."""
+
+    def fit(self, observations: Tensor, returns: Tensor, mask: Tensor, dones: Tensor) -> None:
+        """Fit to `returns` `[T, B]` from observations `[T, B, obs]` on the valid steps."""
+
+    def predict(self, observations: Tensor, mask: Tensor, dones: Tensor) -> Tensor:
+        """Values `[T, B]`, 0 on padding."""
+
+
+def fitted_advantages(
+    baseline: Baseline,
+    observations: Tensor,
+    rewards: Tensor,
+    dones: Tensor,
+    mask: Tensor,
+    discount: float,
+    gae_lambda: float,
+) -> Tensor:
+    """Normalized GAE `[T, B]` on `baseline` refitted to this batch's discounted returns: the
+    advantages of every update on the linear baseline (TRPO, MAML's tasks, RL²'s trials)."""
+    returns = discounted_returns(rewards, dones, discount)
+    baseline.fit(observations, returns, mask, dones)
+    values = baseline.predict(observations, mask, dones)
+    return normalize(gae(rewards, values, dones, discount, gae_lambda), mask)

@@ -6,8 +6,8 @@ from torch import nn
 from torch.distributions import Independent, Normal
 from torch.func import functional_call
 
-from metarl.losses import mean_kl, surrogate_loss, vpg_loss
-from metarl.optim import (
+from metarl.backend.losses import mean_kl, surrogate_loss, vpg_loss
+from metarl.backend.optim import (
     backtracking_line_search,
     conjugate_gradient,
     fisher_vector_product,

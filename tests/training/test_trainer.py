@@ -13,14 +13,14 @@ import yaml
 
 from metarl.agents.maml import MAMLConfig
 from metarl.agents.registry import REGISTRY
-from metarl.checkpoint import load_checkpoint, save_checkpoint
 from metarl.cli import main
-from metarl.config import build_config, parse_sets
+from metarl.cli.plot import plot
 from metarl.envs import ENVS, resolve_env_id
-from metarl.evaluate import evaluate
-from metarl.logger import Logger, read_progress
-from metarl.plot import plot
-from metarl.trainer import new_run, train
+from metarl.training.checkpoint import load_checkpoint, save_checkpoint
+from metarl.training.config import build_config, parse_sets
+from metarl.training.evaluation import evaluate
+from metarl.training.logger import Logger, read_progress
+from metarl.training.trainer import new_run, train
 
 TINY = {
     "meta_batch_size": 2,

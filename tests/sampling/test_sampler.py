@@ -8,9 +8,9 @@ import pytest
 import torch
 from failing_env import FailingEnv  # its own module: spawned workers import it without torch
 
-from metarl.episodes import Episodes
 from metarl.policies import GRUPolicy, call, make_policy, parameters
-from metarl.sampler import VectorSampler
+from metarl.sampling.episodes import Episodes
+from metarl.sampling.sampler import VectorSampler
 
 CHEETAH = "metarl/HalfCheetahVel-v0"
 

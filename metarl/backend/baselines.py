@@ -9,8 +9,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from metarl.advantages import discounted_returns, gae, normalize
-
 
 def _episode_steps(dones: Tensor) -> Tensor:
     """Step index within its episode `[T, B]` (long), restarting at 0 after every done."""
@@ -60,20 +58,3 @@ class LinearFeatureBaseline:
             return torch.zeros(valid.shape, dtype=observations.dtype, device=observations.device)
         values = _features(observations, dones) @ self.weights
         return torch.where(valid, values, 0.0).to(observations.dtype)
-
-
-def fitted_advantages(
-    baseline: LinearFeatureBaseline,
-    observations: Tensor,
-    rewards: Tensor,
-    dones: Tensor,
-    mask: Tensor,
-    discount: float,
-    gae_lambda: float,
-) -> Tensor:
-    """Normalized GAE `[T, B]` on `baseline` refitted to this batch's discounted returns: the
-    advantages of every update on the linear baseline (TRPO, MAML's tasks, RL²'s trials)."""
-    returns = discounted_returns(rewards, dones, discount)
-    baseline.fit(observations, returns, mask, dones)
-    values = baseline.predict(observations, mask, dones)
-    return normalize(gae(rewards, values, dones, discount, gae_lambda), mask)

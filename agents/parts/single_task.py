@@ -18,9 +18,9 @@ from torch import Tensor
 from torch.distributions import Distribution
 
 from metarl.envs.base import Task, TaskEnv
-from metarl.episodes import Episodes
 from metarl.policies import Params, call, make_policy
-from metarl.sampler import VectorSampler
+from metarl.sampling.episodes import Episodes
+from metarl.sampling.sampler import VectorSampler
 
 Trainer = TypeVar("Trainer", bound="SingleTaskTrainer")
 

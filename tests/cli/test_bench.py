@@ -4,8 +4,7 @@ import json
 
 import pytest
 
-from metarl import bench
-from metarl.cli import main
+from metarl.cli import bench, main
 
 
 def test_bench_sampler_json_has_every_method_with_positive_rates(capsys, monkeypatch):

@@ -21,12 +21,12 @@ import yaml
 from tqdm import tqdm
 
 import metarl
-from metarl.agent import Agent
+from metarl.agents.parts.protocol import Agent
 from metarl.agents.registry import agent_spec
-from metarl.checkpoint import load_checkpoint, save_checkpoint, write_atomically
-from metarl.config import build_config, config_dict
 from metarl.envs import resolve_env_id
-from metarl.logger import Logger
+from metarl.training.checkpoint import load_checkpoint, save_checkpoint, write_atomically
+from metarl.training.config import build_config, config_dict
+from metarl.training.logger import Logger
 
 
 @dataclass

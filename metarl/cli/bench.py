@@ -35,7 +35,7 @@ from metarl.envs import resolve_env_id
 from metarl.envs.base import Task
 from metarl.envs.mujoco_task import MujocoTaskEnv
 from metarl.policies import make_policy, parameters
-from metarl.sampler import VectorSampler, one_torch_thread
+from metarl.sampling.sampler import VectorSampler, one_torch_thread
 
 DEFAULT_ENVS = ("metarl/HalfCheetahVel-v0", "metarl/AntDir-v0")
 

@@ -22,10 +22,10 @@ from torch.func import functional_call, vmap
 from metarl.envs import ENVS, resolve_env_id
 from metarl.envs.base import Task
 from metarl.envs.mujoco_task import MujocoTaskEnv
-from metarl.episodes import Episodes
-from metarl.gym_batch_env import GymBatchEnv
-from metarl.mujoco_batch_env import MujocoBatchEnv
 from metarl.policies import Params, call
+from metarl.sampling.episodes import Episodes
+from metarl.sampling.gym_batch_env import GymBatchEnv
+from metarl.sampling.mujoco_batch_env import MujocoBatchEnv
 
 ParamSets = Params | Sequence[Params] | None
 

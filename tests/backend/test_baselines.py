@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from metarl.baselines import LinearFeatureBaseline
+from metarl.backend.baselines import LinearFeatureBaseline
 
 T, B, OBS = 12, 4, 3
 

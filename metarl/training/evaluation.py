@@ -8,28 +8,20 @@ x-axis all agents share (`metarl plot --adaptation`).
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
 from torch import Tensor
 
-from metarl.checkpoint import load_checkpoint
-from metarl.config import build_config
 from metarl.envs import resolve_env_id
 from metarl.envs.base import Task
-from metarl.tasks import HELD_OUT_SEED_OFFSET, held_out_tasks
-from metarl.trainer import Run
-
-AXIS_LABELS = {"adapt_steps": "adaptation steps", "episode": "episode of the trial"}
+from metarl.sampling.tasks import HELD_OUT_SEED_OFFSET, held_out_tasks
+from metarl.training.checkpoint import load_checkpoint
+from metarl.training.config import build_config
+from metarl.training.trainer import Run
 
 
 def evaluate(
@@ -39,8 +31,8 @@ def evaluate(
     seed: int | None = None,
     episodes: int | None = None,
 ) -> dict[str, Any]:
-    """Adaptation of a trained run on `num_tasks` held-out tasks, with 95% confidence intervals;
-    also written to `run_dir/eval/adaptation.{json,csv,png}`.
+    """Adaptation of a trained run on `num_tasks` held-out tasks, with 95% confidence intervals
+    (`metarl.cli.report.write_result` writes it out as `metarl evaluate` does).
 
     Gradient-step agents adapt for `adapt_steps` steps on `episodes` episodes per task; trial
     agents run trials of `episodes` episodes. `episodes` defaults to the run's training value.
@@ -75,7 +67,6 @@ def evaluate(
         "task_seed": seed,
         **summary,
     }
-    write_result(run_dir / "eval", result)
     return result
 
 
@@ -87,11 +78,10 @@ def evaluate_reference(
     episodes: int = 10,
     seed: int = HELD_OUT_SEED_OFFSET,
     config: dict[str, Any] | None = None,
-    out_dir: Path | None = None,
 ) -> dict[str, Any]:
     """A reference agent (no training: UCB1, Thompson sampling, PSRL, …) evaluated exactly as a
     trained trial agent is: trials of `episodes` episodes on `num_tasks` tasks drawn with `seed`.
-    `config` sets the agent's config keys; the result also goes to `out_dir` when given."""
+    `config` sets the agent's config keys."""
     from metarl.agents.reference import REFERENCE_AGENTS
 
     _check_counts(num_tasks, 0)
@@ -120,8 +110,6 @@ def evaluate_reference(
         "task_seed": seed,
         **trial_summary(returns, horizon),
     }
-    if out_dir is not None:
-        write_result(Path(out_dir), result)
     return result
 
 
@@ -183,26 +171,3 @@ def _check_counts(num_tasks: int, adapt_steps: int) -> None:
         raise ValueError(
             f"evaluate needs tasks >= 1 and adapt_steps >= 0, got {num_tasks}, {adapt_steps}"
         )
-
-
-def write_result(out_dir: Path, result: dict[str, Any]) -> None:
-    """`adaptation.json`, `.csv` (one row per point) and `.png` (return with its CI) in out_dir."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "adaptation.json").write_text(json.dumps(result, indent=1))
-    axis = result["axis"]
-    columns = [axis, "adaptation_env_steps", "mean_return", "ci95"]
-    with open(out_dir / "adaptation.csv", "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(columns)
-        writer.writerows(zip(*(result[c] for c in columns), strict=True))
-    figure, axes = plt.subplots(figsize=(5, 3.5))
-    axes.errorbar(result[axis], result["mean_return"], yerr=result["ci95"], marker="o", capsize=4)
-    title = f"{result['agent']} on {result['env']}\n{result['tasks']} held-out tasks"
-    if "mean_total_reward" in result:
-        title += f", total {result['mean_total_reward']:.1f} ± {result['total_reward_ci95']:.1f}"
-    axes.set(xlabel=AXIS_LABELS[axis], ylabel="mean return (95% CI)", title=title)
-    if len(result[axis]) <= 20:
-        axes.set_xticks(result[axis])
-    figure.tight_layout()
-    figure.savefig(out_dir / "adaptation.png", dpi=120)
-    plt.close(figure)

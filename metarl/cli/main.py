@@ -33,7 +33,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from metarl.demo import describe_task, random_policy_returns
+    from metarl.cli.demo import describe_task, random_policy_returns
 
     names = args.env or [entry.id for entry in ENVS]
     results = [
@@ -61,7 +61,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench_sampler(args: argparse.Namespace) -> int:
-    from metarl.bench import DEFAULT_ENVS, sampler_report
+    from metarl.cli.bench import DEFAULT_ENVS, sampler_report
 
     def progress(what: str) -> None:
         print(f"measuring {what}", file=sys.stderr, flush=True)
@@ -71,9 +71,9 @@ def _bench_sampler(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from metarl.config import load_yaml, parse_sets
     from metarl.envs import ENVS, resolve_env_id
-    from metarl.trainer import new_run, train
+    from metarl.training.config import load_yaml, parse_sets
+    from metarl.training.trainer import new_run, train
 
     if args.resume:
         if args.agent or args.env or args.set or args.config or args.seed is not None:
@@ -95,9 +95,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from metarl.config import parse_sets
-    from metarl.evaluate import evaluate, evaluate_reference
-    from metarl.tasks import HELD_OUT_SEED_OFFSET
+    from metarl.cli.report import write_result
+    from metarl.sampling.tasks import HELD_OUT_SEED_OFFSET
+    from metarl.training.config import parse_sets
+    from metarl.training.evaluation import evaluate, evaluate_reference
 
     if (args.run_dir is None) == (args.agent is None):
         raise ValueError("evaluate takes a run folder, or --agent NAME --env ENV (not both)")
@@ -120,9 +121,10 @@ def _evaluate(args: argparse.Namespace) -> int:
             args.episodes or 10,
             seed,
             parse_sets(args.set),
-            Path(args.out) if args.out else None,
         )
         written = Path(args.out) if args.out else None
+    if written is not None:
+        write_result(written, result)
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
@@ -155,7 +157,7 @@ def _env_kwargs(text: str | None) -> dict:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from metarl.plot import plot, plot_adaptation
+    from metarl.cli.plot import plot, plot_adaptation
 
     sources = [Path(d) for d in args.run_dirs]
     if args.adaptation:

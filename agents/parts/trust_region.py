@@ -1,0 +1,92 @@
+"""The trust-region update that every TRPO-driven agent uses (single-task TRPO, the MAML family,
+RL²-TRPO): its settings, and one TRPO step of a policy on a batch of its own samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Distribution
+
+from metarl.backend.losses import mean_kl, surrogate_loss
+from metarl.backend.optim import trpo_step
+from metarl.envs.checks import check_nonnegative, check_positive_int
+from metarl.policies import Params, parameters
+
+
+@dataclass
+class TrustRegionConfig:
+    """The settings of `optim.trpo_step` (DESIGN §5 defaults), shared by every TRPO-driven agent."""
+
+    max_kl: float = 0.01
+    """Trust region: the largest mean KL(old ‖ new) a step may take."""
+    cg_iterations: int = 10
+    """Conjugate-gradient iterations for the natural-gradient direction F⁻¹g."""
+    cg_damping: float = 1e-5
+    """Added to the Fisher diagonal, keeping CG well posed."""
+    max_backtracks: int = 15
+    """Line-search tries before the step is rejected."""
+    backtrack_ratio: float = 0.8
+    """Step shrink factor between line-search tries."""
+
+    def __post_init__(self):
+        for name in ("max_kl", "cg_damping"):
+            check_nonnegative(name, getattr(self, name))
+        check_positive_int("cg_iterations", self.cg_iterations)
+
+    def trpo_kwargs(self) -> dict[str, Any]:
+        """These settings as `trpo_step` keyword arguments."""
+        return {f.name: getattr(self, f.name) for f in fields(TrustRegionConfig)}
+
+
+def trust_region_update(
+    policy: nn.Module,
+    distribution: Callable[[Params | None], Distribution],
+    actions: Tensor,
+    old_log_probs: Tensor,
+    advantages: Tensor,
+    mask: Tensor,
+    config: TrustRegionConfig,
+    fisher: tuple[Callable[[Params | None], Distribution], Tensor] | None = None,
+) -> dict[str, float]:
+    """One TRPO step of `policy`, in place, on the surrogate of `actions` `[T, B, ...]` sampled
+    with log-probs `old_log_probs` (the current policy's). `distribution(params)` is the policy's
+    action distribution over the batch with `params` (None: its own), batch shape `[T, B]`.
+    fisher: (distribution, mask) of a part of the batch whose KL curvature the conjugate
+    gradient uses instead of the whole batch's, when that is expensive; the line search still
+    checks the whole batch's KL.
+
+    Metrics: surrogate `loss_before` / `loss_after`, `kl` of the step, `step_fraction` of the
+    full natural-gradient step taken, `accepted` (1.0 or 0.0).
+    """
+    # The trust region's fixed anchor: the sampling policy's distribution, detached.
+    with torch.no_grad():
+        old_dist = distribution(None)
+
+    def loss_fn(params: Params) -> Tensor:
+        log_probs = distribution(params).log_prob(actions)
+        return surrogate_loss(log_probs, old_log_probs, advantages, mask)
+
+    def kl_fn(params: Params) -> Tensor:
+        return mean_kl(old_dist, distribution(params), mask)
+
+    fisher_kl_fn = None
+    if fisher is not None:
+        fisher_distribution, fisher_mask = fisher
+        with torch.no_grad():
+            old_fisher_dist = fisher_distribution(None)
+
+        def fisher_kl_fn(params: Params) -> Tensor:
+            return mean_kl(old_fisher_dist, fisher_distribution(params), fisher_mask)
+
+    new_params, info = trpo_step(
+        loss_fn, kl_fn, parameters(policy), **config.trpo_kwargs(), fisher_kl_fn=fisher_kl_fn
+    )
+    with torch.no_grad():
+        for name, param in policy.named_parameters():
+            param.copy_(new_params[name])
+    return {name: float(value) for name, value in info.items()}

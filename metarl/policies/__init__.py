@@ -1,0 +1,33 @@
+"""Policies: the networks that the sampler runs and the backend differentiates.
+
+A layer of its own below sampling (docs/architecture.md): `distributions` (action
+distributions), `functional` (parameters as dicts, `call`), `networks` (MLPs, the GRU).
+"""
+
+from metarl.policies.distributions import CategoricalActions, DiagGaussian, DistParams
+from metarl.policies.functional import Params, call, parameters
+from metarl.policies.networks import (
+    CategoricalMLPPolicy,
+    GaussianMLPPolicy,
+    GRUPolicy,
+    make_policy,
+    make_recurrent_policy,
+    mlp,
+    unroll,
+)
+
+__all__ = [
+    "CategoricalActions",
+    "CategoricalMLPPolicy",
+    "DiagGaussian",
+    "DistParams",
+    "GRUPolicy",
+    "GaussianMLPPolicy",
+    "Params",
+    "call",
+    "make_policy",
+    "make_recurrent_policy",
+    "mlp",
+    "parameters",
+    "unroll",
+]

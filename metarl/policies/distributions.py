@@ -1,0 +1,55 @@
+"""Action distributions of the policies: distribution parameters (plain tensors) in,
+`torch.distributions` objects, samples from the caller's generator, and modes out.
+
+Keeping the parameters tensor-only (a tensor, or a tuple of tensors) is what lets a policy's
+forward run under `torch.func.vmap` over per-task parameter sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+from torch.distributions import Categorical, Distribution, Independent, Normal
+
+DistParams = Tensor | tuple[Tensor, ...]
+"""A policy's distribution parameters: logits, or `(mean, log_std)`."""
+
+
+def map_dist_params(fn: Callable[[Tensor], Tensor], dist_params: DistParams) -> DistParams:
+    """`fn` applied to each tensor of `dist_params` (a tensor or a tuple of them)."""
+    if isinstance(dist_params, tuple):
+        return tuple(fn(x) for x in dist_params)
+    return fn(dist_params)
+
+
+class DiagGaussian:
+    """Gaussian actions with diagonal covariance; parameters are `(mean, log_std)` of [..., A]."""
+
+    def distribution(self, dist_params: tuple[Tensor, Tensor]) -> Distribution:
+        mean, log_std = dist_params
+        # No argument validation: it costs time per call and cannot run under vmap.
+        return Independent(Normal(mean, log_std.exp(), validate_args=False), 1, validate_args=False)
+
+    def sample(self, dist_params: tuple[Tensor, Tensor], generator: torch.Generator) -> Tensor:
+        mean, log_std = dist_params
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        return mean + log_std.exp() * noise
+
+    def mode(self, dist_params: tuple[Tensor, Tensor]) -> Tensor:
+        return dist_params[0]
+
+
+class CategoricalActions:
+    """Discrete actions; the parameters are logits [..., n]."""
+
+    def distribution(self, logits: Tensor) -> Distribution:
+        return Categorical(logits=logits, validate_args=False)
+
+    def sample(self, logits: Tensor, generator: torch.Generator) -> Tensor:
+        probs = torch.softmax(logits, dim=-1).reshape(-1, logits.shape[-1])
+        return torch.multinomial(probs, 1, generator=generator).reshape(logits.shape[:-1])
+
+    def mode(self, logits: Tensor) -> Tensor:
+        return logits.argmax(dim=-1)
