@@ -22,11 +22,12 @@ import torch
 from torch import Tensor
 from torch.func import vmap
 
+from metarl.agents.parts.config import AgentConfig
+from metarl.agents.parts.seeding import InitRNG
 from metarl.agents.parts.trust_region import TrustRegionConfig
 from metarl.backend.advantages import fitted_advantages
-from metarl.backend.baselines import LinearFeatureBaseline
 from metarl.backend.losses import masked_mean, mean_kl, surrogate_loss, vpg_loss
-from metarl.backend.optim import trpo_step
+from metarl.backend.optim import leaves, trpo_step
 from metarl.envs.base import Task
 from metarl.envs.checks import check_nonnegative, check_positive_int
 from metarl.policies import Params, call, make_policy, parameters
@@ -38,23 +39,15 @@ LR_PREFIX = "inner_lr."
 
 
 @dataclass
-class InnerLoopConfig:
-    """Settings of the gradient-based inner loop that MAML and ProMP share (DESIGN §5)."""
+class InnerLoopConfig(AgentConfig):
+    """Settings of the gradient-based inner loop that MAML and ProMP share (docs/architecture.md §5)."""
 
-    iterations: int = 500
-    """Meta-iterations the trainer runs."""
-    seed: int = 0
-    """Seeds the policy's initial weights, task sampling, env resets and action noise."""
     meta_batch_size: int = 40
     """Tasks per meta-iteration."""
     episodes_per_task: int = 20
     """Episodes per task, before and after each inner step."""
-    horizon: int | None = None
-    """Steps per episode; None uses the env's registered `max_episode_steps`."""
     hidden_sizes: Sequence[int] = (64, 64)
     """Hidden layers of the tanh MLP policy."""
-    discount: float = 0.99
-    """γ of returns and GAE."""
     gae_lambda: float = 1.0
     """GAE λ, inner and outer; 1.0 is the papers' Monte-Carlo return minus baseline."""
     inner_lr: float = 0.1
@@ -65,18 +58,17 @@ class InnerLoopConfig:
     """FO-MAML: treat the inner gradient as a constant in the meta-gradient."""
     learn_inner_lr: bool = False
     """Meta-SGD: meta-learn a per-parameter inner step size, starting at `inner_lr`."""
-    num_workers: int = 2
-    """Cores for the sampler's physics."""
 
     def __post_init__(self):
-        for name in ("iterations", "meta_batch_size", "episodes_per_task", "num_inner_steps"):
+        AgentConfig.__post_init__(self)
+        for name in ("meta_batch_size", "episodes_per_task", "num_inner_steps"):
             check_positive_int(name, getattr(self, name))
         check_nonnegative("inner_lr", self.inner_lr)
 
 
 @dataclass
 class MAMLConfig(InnerLoopConfig, TrustRegionConfig):
-    """MAML-TRPO settings; defaults are pytorch-maml-rl's and the paper's (DESIGN §5). The
+    """MAML-TRPO settings; defaults are pytorch-maml-rl's and the paper's (docs/architecture.md §5). The
     trust-region fields are those of the outer TRPO step."""
 
     exploration_weight: float = 0.0
@@ -105,7 +97,7 @@ class TaskStack:
     @classmethod
     def of(cls, episodes: Episodes, discount: float, gae_lambda: float) -> TaskStack:
         """Stack `episodes` by task; each task's advantages use a baseline fitted to it alone."""
-        per_task = episodes.episodes_per_task
+        per_task = episodes.columns_per_task
         advantages = torch.zeros_like(episodes.rewards)
         for i in range(len(episodes.tasks)):
             cols = slice(i * per_task, (i + 1) * per_task)
@@ -115,7 +107,6 @@ class TaskStack:
                 episodes.mask[:, cols],
             )
             advantages[:, cols] = fitted_advantages(
-                LinearFeatureBaseline(),
                 obs,
                 episodes.rewards[:, cols],
                 dones,
@@ -152,7 +143,6 @@ class MAML:
     ):
         self.config = cfg = config or MAMLConfig()
         env_kwargs = env_kwargs or {}  # the env's own settings (a paper's velocity range, say)
-        torch.manual_seed(cfg.seed)
         self.sampler = VectorSampler(
             env,
             cfg.meta_batch_size * cfg.episodes_per_task,
@@ -162,9 +152,10 @@ class MAML:
             num_workers=cfg.num_workers,
         )
         self.task_env = task_source(self.sampler.env_id, env_kwargs, cfg.seed)
-        self.policy = make_policy(
-            self.sampler.observation_space, self.sampler.action_space, cfg.hidden_sizes
-        )
+        with InitRNG(cfg.seed):
+            self.policy = make_policy(
+                self.sampler.observation_space, self.sampler.action_space, cfg.hidden_sizes
+            )
         self.inner_lrs = {
             name: torch.full_like(p, cfg.inner_lr) for name, p in self.policy.named_parameters()
         }
@@ -234,7 +225,7 @@ class MAML:
             stages.append(episodes)
             if step < num_steps:
                 inner.append(TaskStack.of(episodes, cfg.discount, cfg.gae_lambda))
-                stacked = _detach(self.adapt(_leaves(meta_params), inner))
+                stacked = _detach(self.adapt(leaves(meta_params), inner))
         return inner, stages, stacked
 
     # ----- the outer loop -------------------------------------------------------------------
@@ -370,11 +361,6 @@ class MAML:
     def close(self) -> None:
         """Release the sampler."""
         self.sampler.close()
-
-
-def _leaves(params: Params) -> Params:
-    """Fresh leaves that require grad, so an inner step can differentiate at these values."""
-    return {name: p.detach().requires_grad_() for name, p in params.items()}
 
 
 def _detach(params: Params) -> Params:

@@ -43,6 +43,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from metarl.agents.parts.config import AgentConfig
+from metarl.agents.parts.seeding import InitRNG
 from metarl.agents.pearl_networks import (
     ContextEncoder,
     LatentPolicy,
@@ -62,15 +64,11 @@ from metarl.sampling.tasks import HELD_OUT_SEED_OFFSET, held_out_tasks, task_sou
 
 
 @dataclass
-class PEARLConfig:
+class PEARLConfig(AgentConfig):
     """PEARL settings. Defaults are the paper's and the official implementation's (oyster,
     HalfCheetahVel setting), with collection counted in episodes of the env's horizon (its
     2000 / 400 / 600 steps of 200-step episodes are 10 / 2 / 3 episodes)."""
 
-    iterations: int = 500
-    """Training iterations (the official `num_iterations`)."""
-    seed: int = 0
-    """Seeds the networks, the training tasks, env resets, action noise and batch sampling."""
     num_train_tasks: int = 100
     """Size of the fixed set of training tasks drawn with `seed` (cheetah-vel: 100)."""
     meta_batch_size: int = 16
@@ -91,8 +89,6 @@ class PEARLConfig:
     """Per sampled task and iteration: episodes with z ~ posterior, replay buffer only (600)."""
     num_gradient_steps: int = 2000
     """Gradient steps per iteration (the official `num_train_steps_per_itr`)."""
-    horizon: int | None = None
-    """Steps per episode; None uses the env's registered `max_episode_steps`."""
     latent_size: int = 5
     """Dimension of z."""
     hidden_sizes: Sequence[int] = (300, 300, 300)
@@ -101,8 +97,6 @@ class PEARLConfig:
     """Hidden layers of the context encoder (ReLU)."""
     use_next_obs_in_context: bool = True
     """Context transitions are (s, a, r, s') (the issue); False drops s' (oyster's default)."""
-    discount: float = 0.99
-    """γ of the soft Q target."""
     learning_rate: float = 3e-4
     """Adam step size of the actor, the critics, the encoder (and α)."""
     reward_scale: float = 5.0
@@ -133,12 +127,11 @@ class PEARLConfig:
     """Evaluation takes the policy's mode (tanh of the mean), as the official evaluation."""
     max_envs: int = 100
     """Envs the sampler steps together; bigger collections run in chunks."""
-    num_workers: int = 2
-    """Cores for the sampler's physics (0 steps non-MuJoCo envs in this process)."""
 
     def __post_init__(self):
+        AgentConfig.__post_init__(self)
         positive = (
-            "iterations num_train_tasks meta_batch_size batch_size context_batch_size "
+            "num_train_tasks meta_batch_size batch_size context_batch_size "
             "num_initial_episodes num_tasks_sample num_prior_episodes latent_size "
             "replay_buffer_size num_eval_tasks episodes_per_trial max_envs"
         )
@@ -157,8 +150,6 @@ class PEARLConfig:
             )
         for name in ("learning_rate", "reward_scale", "kl_weight", "tau", "alpha"):
             check_nonnegative(name, getattr(self, name))
-        if not 0 <= self.discount <= 1:
-            raise ValueError(f"discount must lie in [0, 1], got {self.discount}")
         if self.tau > 1:
             raise ValueError(f"tau must lie in [0, 1], got {self.tau}")
 
@@ -220,7 +211,6 @@ class PEARL:
     ):
         self.config = cfg = config or PEARLConfig()
         env_kwargs = env_kwargs or {}
-        torch.manual_seed(cfg.seed)
         self.sampler = VectorSampler(
             env,
             cfg.max_envs,
@@ -255,9 +245,14 @@ class PEARL:
         self.obs_dim, self.action_dim = obs_dim, space.shape[0]
         self.action_scale = torch.as_tensor(space.high, dtype=torch.float32)
         self.context_dim = obs_dim * (2 if cfg.use_next_obs_in_context else 1) + self.action_dim + 1
-        self.encoder = ContextEncoder(self.context_dim, cfg.latent_size, cfg.encoder_hidden_sizes)
-        self.policy = LatentPolicy(obs_dim, cfg.latent_size, self.action_scale, cfg.hidden_sizes)
-        self.critic = TwinQ(obs_dim, self.action_dim, cfg.latent_size, cfg.hidden_sizes)
+        with InitRNG(cfg.seed):
+            self.encoder = ContextEncoder(
+                self.context_dim, cfg.latent_size, cfg.encoder_hidden_sizes
+            )
+            self.policy = LatentPolicy(
+                obs_dim, cfg.latent_size, self.action_scale, cfg.hidden_sizes
+            )
+            self.critic = TwinQ(obs_dim, self.action_dim, cfg.latent_size, cfg.hidden_sizes)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(max(cfg.alpha, 1e-8)), requires_grad=True)
         self.target_entropy = -float(self.action_dim)

@@ -1,6 +1,6 @@
 """Single-task PPO (Schulman et al. 2017) with a learned MLP value function: the non-meta
 baseline, and RL²'s outer loop. GAE, advantage normalization and the clipped surrogate come
-from the shared backend (DESIGN §3).
+from the shared backend (docs/architecture.md §3).
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ class PPO(SingleTaskTrainer):
         self.config = config or PPOConfig()
         super().__init__(env, self.config, env_kwargs)
         obs_dim = self.sampler.observation_space.shape[0]
-        self.value = ValueFunction(obs_dim, self.config.hidden_sizes, self.sampler.horizon)
+        with self.init_rng:
+            self.value = ValueFunction(obs_dim, self.config.hidden_sizes, self.sampler.horizon)
         self.optimizer = torch.optim.Adam(
             [*self.policy.parameters(), *self.value.parameters()], lr=self.config.learning_rate
         )

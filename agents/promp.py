@@ -24,7 +24,7 @@ from metarl.policies import Params
 
 @dataclass
 class ProMPConfig(InnerLoopConfig):
-    """ProMP settings; defaults are the paper's and its official code's (DESIGN §5)."""
+    """ProMP settings; defaults are the paper's and its official code's (docs/architecture.md §5)."""
 
     clip: float = 0.3
     """ε of the outer clipped surrogate."""

@@ -1,4 +1,4 @@
-"""The non-learning yardsticks of the RL² tables (Duan et al. 2016, Tables 1–2; DESIGN §5, §6).
+"""The non-learning yardsticks of the RL² tables (Duan et al. 2016, Tables 1–2; docs/architecture.md §5 and benchmarks/README.md).
 
 Bandits: random, greedy, ε-greedy, UCB1 (Auer et al. 2002) and Thompson sampling. Tabular MDPs:
 random and PSRL (Osband et al. 2013). Each is a `TrialAgent`: a trial starts from empty counts and

@@ -1,4 +1,4 @@
-"""CLI agent names → agent class, config class and config defaults (DESIGN §5, §7)."""
+"""CLI agent names → agent class, config class and config defaults (docs/architecture.md §5, §7)."""
 
 from __future__ import annotations
 

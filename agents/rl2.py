@@ -18,9 +18,10 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
+from metarl.agents.parts.config import AgentConfig
+from metarl.agents.parts.seeding import InitRNG
 from metarl.agents.parts.trust_region import TrustRegionConfig, trust_region_update
 from metarl.backend.advantages import fitted_advantages
-from metarl.backend.baselines import LinearFeatureBaseline
 from metarl.backend.losses import clipped_surrogate_loss, masked_mean, mean_kl
 from metarl.envs.base import Task
 from metarl.envs.checks import check_nonnegative, check_positive_int
@@ -33,34 +34,24 @@ Previous = tuple[Tensor, Tensor, Tensor]  # previous (action, reward, done), eac
 
 
 @dataclass
-class RL2Config:
+class RL2Config(AgentConfig):
     """What RL² needs whatever its outer optimizer (defaults: the paper's bandit setting, with a
     smaller batch; its GAE λ = 0.3 leans on a value function we do not have, see `gae_lambda`)."""
 
-    iterations: int = 500
-    """Training iterations."""
-    seed: int = 0
-    """Seeds the initial weights, task sampling, env resets and action noise."""
     meta_batch_size: int = 100
     """Trials per iteration, each on a freshly drawn task."""
     episodes_per_trial: int = 10
     """Episodes of one task per trial (n of the paper): the hidden state carries across them."""
-    horizon: int | None = None
-    """Steps per episode; None uses the env's registered `max_episode_steps`."""
     hidden_size: int = 256
     """GRU hidden units (the paper's 256)."""
-    discount: float = 0.99
-    """γ over the whole trial: episode boundaries inside a trial do not cut the return."""
     gae_lambda: float = 1.0
     """GAE λ. The paper's 0.3 pairs with a learned value function; our baseline is the linear
     feature baseline on (observation, step of the trial), which only λ = 1 leaves unbiased."""
-    num_workers: int = 2
-    """Cores for the sampler's physics (0 steps non-MuJoCo envs in this process)."""
 
     def __post_init__(self):
-        for name in ("iterations", "meta_batch_size", "episodes_per_trial", "hidden_size"):
+        AgentConfig.__post_init__(self)
+        for name in ("meta_batch_size", "episodes_per_trial", "hidden_size"):
             check_positive_int(name, getattr(self, name))
-        check_nonnegative("discount", self.discount)
         check_nonnegative("gae_lambda", self.gae_lambda)
 
 
@@ -125,7 +116,6 @@ class RL2(ABC):
     def __init__(self, env: str, config: RL2Config, *, env_kwargs: dict[str, Any] | None = None):
         self.config = cfg = config
         env_kwargs = env_kwargs or {}
-        torch.manual_seed(cfg.seed)
         self.sampler = VectorSampler(
             env,
             cfg.meta_batch_size,
@@ -139,10 +129,10 @@ class RL2(ABC):
         except ValueError:
             self.close()
             raise
-        self.policy = make_recurrent_policy(
-            self.sampler.observation_space, self.sampler.action_space, cfg.hidden_size
-        )
-        self.baseline = LinearFeatureBaseline()
+        with InitRNG(cfg.seed):
+            self.policy = make_recurrent_policy(
+                self.sampler.observation_space, self.sampler.action_space, cfg.hidden_size
+            )
 
     def sample_trials(self, tasks: Sequence[Task], episodes_per_trial: int) -> Episodes:
         """One trial (column) per task, `episodes_per_trial` episodes each."""
@@ -158,7 +148,6 @@ class RL2(ABC):
         """Normalized GAE `[T, B]` over whole trials, on the linear baseline of trial time."""
         cfg, mask = self.config, episodes.mask
         return fitted_advantages(
-            self.baseline,
             episodes.observations,
             episodes.rewards,
             trial_ends(mask),
@@ -202,10 +191,9 @@ class RL2(ABC):
         return torch.cat(chunks).reshape(len(tasks), episodes).T.float()
 
     def state_dict(self) -> dict[str, Any]:
-        """Policy, baseline, and the task and sampler RNG states (subclasses add their own)."""
+        """Policy, and the task and sampler RNG states (subclasses add their own)."""
         return {
             "policy": self.policy.state_dict(),
-            "baseline": self.baseline.weights,
             "task_rng": self.task_env.np_random.bit_generator.state,
             "sampler": self.sampler.state_dict(),
         }
@@ -213,7 +201,6 @@ class RL2(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what `state_dict` returned."""
         self.policy.load_state_dict(state["policy"])
-        self.baseline.weights = state["baseline"]
         self.task_env.np_random.bit_generator.state = state["task_rng"]
         self.sampler.load_state_dict(state["sampler"])
 

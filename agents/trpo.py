@@ -1,5 +1,5 @@
 """Single-task TRPO (Schulman et al. 2015): the non-meta baseline, and MAML's outer loop without
-the inner one. Built entirely from the shared backend (DESIGN §3): returns, GAE and the linear
+the inner one. Built entirely from the shared backend (docs/architecture.md §3): returns, GAE and the linear
 baseline from `advantages` / `baselines`, surrogate and KL from `losses`, the step from `optim`.
 """
 
@@ -11,13 +11,12 @@ from typing import Any
 from metarl.agents.parts.single_task import SingleTaskConfig, SingleTaskTrainer
 from metarl.agents.parts.trust_region import TrustRegionConfig, trust_region_update
 from metarl.backend.advantages import fitted_advantages
-from metarl.backend.baselines import LinearFeatureBaseline
 from metarl.sampling.episodes import Episodes
 
 
 @dataclass
 class TRPOConfig(SingleTaskConfig, TrustRegionConfig):
-    """TRPO settings; the defaults are MAML-TRPO's outer loop (DESIGN §5)."""
+    """TRPO settings; the defaults are MAML-TRPO's outer loop (docs/architecture.md §5)."""
 
     gae_lambda: float = 1.0
     """GAE λ; 1.0 gives Monte-Carlo returns minus the baseline."""
@@ -38,14 +37,13 @@ class TRPO(SingleTaskTrainer):
     ):
         self.config = config or TRPOConfig()
         super().__init__(env, self.config, env_kwargs)
-        self.baseline = LinearFeatureBaseline()
 
     def update(self, episodes: Episodes) -> dict[str, float]:
         """One TRPO step on `episodes`, sampled with the current policy (`trust_region_update`'s
         metrics)."""
         cfg, obs, mask = self.config, episodes.observations, episodes.mask
         advantages = fitted_advantages(
-            self.baseline, obs, episodes.rewards, episodes.dones, mask, cfg.discount, cfg.gae_lambda
+            obs, episodes.rewards, episodes.dones, mask, cfg.discount, cfg.gae_lambda
         )
         return trust_region_update(
             self.policy,

@@ -1,4 +1,4 @@
-"""The bandit and tabular-MDP tables of Duan et al. 2016 (DESIGN §6) from our own runs.
+"""The bandit and tabular-MDP tables of Duan et al. 2016 (benchmarks/README.md) from our own runs.
 
 Every cell is `metarl evaluate` on the same held-out tasks (drawn with --seed): the reference
 agents through `--agent`, RL² through its trained run folder. Prints a Markdown table (ours ± 95%

@@ -2,7 +2,7 @@
 
 Importing this package (which `import metarl` does) registers every id; the env classes are
 imported only when `gymnasium.make` builds one. Each env offers `sample_tasks(n)`, `set_task`,
-`get_task` on `env.unwrapped` (DESIGN §3, §4).
+`get_task` on `env.unwrapped` (docs/architecture.md §3, §4).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Ant task families: direction along x, direction in the plane, and goal position (DESIGN §4).
+"""Ant task families: direction along x, direction in the plane, and goal position (docs/architecture.md §4).
 
 All subclass Gymnasium's `Ant-v5` (frame_skip 5, dt 0.05, contact forces computed after every
 step) and replace only its reward. Torso velocity is the finite difference of the torso position

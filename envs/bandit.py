@@ -1,4 +1,4 @@
-"""Bernoulli multi-armed bandits: the RL² benchmark of Duan et al. 2016, §5.1 (DESIGN §4)."""
+"""Bernoulli multi-armed bandits: the RL² benchmark of Duan et al. 2016, §5.1 (docs/architecture.md §4)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 A task is a small JSON-serializable dict of plain values (`{"velocity": 1.3}`). Envs draw tasks
 from their own seeded `np_random`, so `env.reset(seed=s)` followed by `env.sample_tasks(n)` is
-reproducible (DESIGN §3).
+reproducible (docs/architecture.md §3).
 """
 
 from __future__ import annotations

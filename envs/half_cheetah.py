@@ -1,4 +1,4 @@
-"""HalfCheetah task families: target velocity and direction (DESIGN §4).
+"""HalfCheetah task families: target velocity and direction (docs/architecture.md §4).
 
 Both subclass Gymnasium's `HalfCheetah-v5` (frame_skip 5, dt 0.05) and replace only its reward;
 x-velocity is the finite difference of the root x position over one env step, as in v5.

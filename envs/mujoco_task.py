@@ -2,7 +2,7 @@
 
 The reward is written once, over a batch of B states (`reward_terms`), and serves both the
 Gymnasium env (B = 1) and the sampler's fast path, which steps all B physics states in C and
-needs observations, rewards and terminations for all of them at once (DESIGN §3).
+needs observations, rewards and terminations for all of them at once (docs/architecture.md §3).
 """
 
 from __future__ import annotations

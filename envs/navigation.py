@@ -1,4 +1,4 @@
-"""2D point navigation to a goal (Finn et al. 2017, §5.2; DESIGN §4)."""
+"""2D point navigation to a goal (Finn et al. 2017, §5.2; docs/architecture.md §4)."""
 
 from __future__ import annotations
 

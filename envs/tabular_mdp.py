@@ -1,4 +1,4 @@
-"""Random tabular MDPs: the RL² benchmark of Duan et al. 2016, §5.2 (DESIGN §4)."""
+"""Random tabular MDPs: the RL² benchmark of Duan et al. 2016, §5.2 (docs/architecture.md §4)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """What the single-task trainers (TRPO, PPO) share: a policy, a sampler that runs one fixed task
 (or a task-free Gymnasium env), and the sample → update → metrics iteration.
 
-They are the non-meta baselines (DESIGN §1, §5): the same policies, sampler and backend as the
+They are the non-meta baselines (docs/architecture.md §5): the same policies, sampler and backend as the
 meta-learners, with the task held fixed.
 """
 
@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import gymnasium as gym
-import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
+from metarl.agents.parts.config import AgentConfig
+from metarl.agents.parts.seeding import InitRNG
 from metarl.envs.base import Task, TaskEnv
 from metarl.policies import Params, call, make_policy
 from metarl.sampling.episodes import Episodes
@@ -26,26 +27,21 @@ Trainer = TypeVar("Trainer", bound="SingleTaskTrainer")
 
 
 @dataclass
-class SingleTaskConfig:
+class SingleTaskConfig(AgentConfig):
     """The settings every single-task trainer has."""
 
     iterations: int = 100
-    """Iterations the trainer runs."""
-    seed: int = 0
-    """Seeds the initial weights and the sampler (env resets, action noise)."""
+    """Training iterations the trainer runs (fewer by default than the meta-learners)."""
     task: Task | None = None
     """The fixed task of a metarl task env (e.g. `{"goal": [0.3, -0.2]}`); None draws one with
     `seed` (a plain Gymnasium env has none)."""
     episodes_per_task: int = 20
     """Episodes sampled per iteration, all of the one task (the CLI's shared key)."""
-    horizon: int | None = None
-    """Steps per episode; None uses the env's registered `max_episode_steps`."""
     hidden_sizes: Sequence[int] = (64, 64)
     """Hidden layers of the tanh MLP policy (and of PPO's value function)."""
-    discount: float = 0.99
-    """γ of the returns and of GAE."""
     num_workers: int = 0
-    """Sampler worker processes for non-MuJoCo envs; 0 steps the envs in this process."""
+    """Cores for the sampler; 0 steps non-MuJoCo envs in this process (one task's small batch
+    gains nothing from worker processes)."""
 
 
 class SingleTaskTrainer(ABC):
@@ -58,7 +54,7 @@ class SingleTaskTrainer(ABC):
     def __init__(
         self, env: str, config: SingleTaskConfig, env_kwargs: dict[str, Any] | None = None
     ):
-        torch.manual_seed(config.seed)  # the initial weights of the policy (and value function)
+        self.init_rng = InitRNG(config.seed)  # initial weights of the policy (and value function)
         self.episodes_per_task = config.episodes_per_task
         self.sampler = VectorSampler(
             env,
@@ -69,9 +65,10 @@ class SingleTaskTrainer(ABC):
             num_workers=config.num_workers,
         )
         self.tasks = self._the_task(config, env_kwargs or {})
-        self.policy = make_policy(
-            self.sampler.observation_space, self.sampler.action_space, config.hidden_sizes
-        )
+        with self.init_rng:
+            self.policy = make_policy(
+                self.sampler.observation_space, self.sampler.action_space, config.hidden_sizes
+            )
 
     def _the_task(self, config: SingleTaskConfig, env_kwargs: dict[str, Any]) -> list[Task] | None:
         """`[config.task]`, or for a metarl task env one task drawn with the seed: left to

@@ -20,7 +20,7 @@ from metarl.policies import Params, parameters
 
 @dataclass
 class TrustRegionConfig:
-    """The settings of `optim.trpo_step` (DESIGN §5 defaults), shared by every TRPO-driven agent."""
+    """The settings of `optim.trpo_step` (docs/architecture.md §5 defaults), shared by every TRPO-driven agent."""
 
     max_kl: float = 0.01
     """Trust region: the largest mean KL(old ‖ new) a step may take."""

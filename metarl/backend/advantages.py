@@ -1,17 +1,16 @@
 """Returns, generalized advantage estimates and advantage normalization on time-major batches.
 
-Shapes follow the `Episodes` contract (DESIGN §3): `[T, B]`, time first. `dones[t, b]` is True
+Shapes follow the `Episodes` contract (docs/architecture.md §3): `[T, B]`, time first. `dones[t, b]` is True
 where an episode ends at step t (termination or truncation); a column may hold several episodes
 back to back, and steps after its last episode are padding that callers mask out.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import torch
 from torch import Tensor
 
+from metarl.backend.baselines import LinearFeatureBaseline
 from metarl.backend.losses import masked_mean
 
 
@@ -59,18 +58,7 @@ def normalize(x: Tensor, mask: Tensor, eps: float = 1e-8) -> Tensor:
     return torch.where(mask.bool(), (x - mean) / (std + eps), 0.0)
 
 
-class Baseline(Protocol):
-    """A state-value estimate refitted on each batch (`baselines.LinearFeatureBaseline`)."""
-
-    def fit(self, observations: Tensor, returns: Tensor, mask: Tensor, dones: Tensor) -> None:
-        """Fit to `returns` `[T, B]` from observations `[T, B, obs]` on the valid steps."""
-
-    def predict(self, observations: Tensor, mask: Tensor, dones: Tensor) -> Tensor:
-        """Values `[T, B]`, 0 on padding."""
-
-
 def fitted_advantages(
-    baseline: Baseline,
     observations: Tensor,
     rewards: Tensor,
     dones: Tensor,
@@ -78,9 +66,11 @@ def fitted_advantages(
     discount: float,
     gae_lambda: float,
 ) -> Tensor:
-    """Normalized GAE `[T, B]` on `baseline` refitted to this batch's discounted returns: the
-    advantages of every update on the linear baseline (TRPO, MAML's tasks, RL²'s trials)."""
+    """Normalized GAE `[T, B]` on a linear feature baseline fitted to this batch's discounted
+    returns: the advantages of every update on the linear baseline (TRPO, MAML's tasks, RL²'s
+    trials). The baseline is refitted for every batch, so it is no state an agent keeps."""
     returns = discounted_returns(rewards, dones, discount)
+    baseline = LinearFeatureBaseline()
     baseline.fit(observations, returns, mask, dones)
     values = baseline.predict(observations, mask, dones)
     return normalize(gae(rewards, values, dones, discount, gae_lambda), mask)

@@ -2,7 +2,7 @@
 gradient, Hessian- and Fisher-vector products, a backtracking line search and `trpo_step`.
 
 Parameters are plain `dict[str, Tensor]`, the ones passed to `torch.func.functional_call`
-(DESIGN §3). Objectives are closures `params -> scalar` that may run MAML inner-loop steps
+(docs/architecture.md §3). Objectives are closures `params -> scalar` that may run MAML inner-loop steps
 inside, so every derivative here goes through the closure generically and nothing inside it is
 detached: Hessian-vector products of an adapted objective include the second-order terms.
 """
@@ -32,7 +32,7 @@ def unflat(vector: Tensor, like: Params) -> Params:
     return {name: p.reshape(t.shape) for (name, t), p in zip(like.items(), pieces, strict=True)}
 
 
-def _leaves(params: Params) -> Params:
+def leaves(params: Params) -> Params:
     """Leaves that require grad at the values of `params`: derivatives are taken at this point,
     whatever history (or lack of `requires_grad`) the given tensors have."""
     return {name: t.detach().requires_grad_() for name, t in params.items()}
@@ -63,37 +63,27 @@ def conjugate_gradient(
     return x
 
 
-def _hessian_operator(f: Objective, params: Params, damping: float) -> MatVec:
-    """v ↦ (∇²f(params) + damping·I)·v by double backprop; f and its gradient graph are built
-    once and reused by every call (CG calls it once per iteration)."""
-    leaves = _leaves(params)
-    inputs = list(leaves.values())
-    grads = torch.autograd.grad(f(leaves), inputs, create_graph=True, materialize_grads=True)
+def hessian_operator(f: Objective, params: Params, damping: float = 0.0) -> MatVec:
+    """The operator v ↦ (∇²f(params) + damping·I)·v on flat vectors, by double backprop: f and
+    its gradient graph are built once and reused by every call (CG calls it once per iteration).
+
+    TRPO's Fisher-vector product is this operator on `kl_fn` (mean KL(old ‖ params)): at
+    params = old the KL's Hessian is the Fisher information matrix, so F is never formed.
+    """
+    inputs_by_name = leaves(params)
+    inputs = list(inputs_by_name.values())
+    grads = torch.autograd.grad(
+        f(inputs_by_name), inputs, create_graph=True, materialize_grads=True
+    )
     grad = flat(grads)
 
     def matvec(vector: Tensor) -> Tensor:
         product = torch.autograd.grad(
-            grad @ vector, inputs, retain_graph=True, materialize_grads=True
+            grad @ vector.detach(), inputs, retain_graph=True, materialize_grads=True
         )
         return flat(product) + damping * vector
 
     return matvec
-
-
-def hessian_vector_product(
-    f: Objective, params: Params, vector: Params | Tensor, damping: float = 0.0
-) -> Tensor:
-    """Exact flat (∇²f(params) + damping·I)·v for a scalar closure f and v (flat or a dict)."""
-    v = vector if isinstance(vector, Tensor) else flat(vector)
-    return _hessian_operator(f, params, damping)(v.detach())
-
-
-def fisher_vector_product(kl_fn: Objective, params: Params, damping: float) -> MatVec:
-    """TRPO's v ↦ F·v + damping·v, with F the Hessian of `kl_fn` (mean KL(old ‖ params)) at params.
-
-    At params = old that Hessian is the Fisher information matrix, so F is never formed.
-    """
-    return _hessian_operator(kl_fn, params, damping)
 
 
 class LineSearchResult(NamedTuple):
@@ -112,7 +102,7 @@ class LineSearchResult(NamedTuple):
 def _value(fn: Objective, params: Params) -> float:
     """fn(params) as a float. Autograd stays on because closures may differentiate internally
     (MAML inner steps need it even in the line search); the graph is dropped at once."""
-    return fn(_leaves(params)).item()
+    return fn(leaves(params)).item()
 
 
 def backtracking_line_search(
@@ -158,10 +148,10 @@ def trpo_step(
 
     fisher_kl_fn: the KL whose Hessian is F, when cheaper than `kl_fn` (e.g. on a subsample of
     the batch, as TRPO implementations often do); the line search always checks `kl_fn`."""
-    leaves = _leaves(params)
-    loss_before = loss_fn(leaves)
-    grad = flat(torch.autograd.grad(loss_before, list(leaves.values()), materialize_grads=True))
-    fisher = fisher_vector_product(fisher_kl_fn or kl_fn, params, cg_damping)
+    at = leaves(params)
+    loss_before = loss_fn(at)
+    grad = flat(torch.autograd.grad(loss_before, list(at.values()), materialize_grads=True))
+    fisher = hessian_operator(fisher_kl_fn or kl_fn, params, cg_damping)
     direction = conjugate_gradient(fisher, -grad, cg_iterations)
     # The clamp turns a zero gradient (zero direction) into a zero step instead of 0·∞ = NaN.
     curvature = (direction @ fisher(direction)).clamp_min(torch.finfo(direction.dtype).tiny)

@@ -1,6 +1,6 @@
 """Sampler throughput: metarl's `VectorSampler` against raw MuJoCo and Gymnasium's vector envs.
 
-The workload is MAML's batch (DESIGN §5): tasks × episodes per task episodes of `horizon` steps,
+The workload is MAML's batch (docs/architecture.md §5): tasks × episodes per task episodes of `horizon` steps,
 a Gaussian MLP, one parameter set per task. Each method reports env steps per second:
 
 - `metarl`: one `VectorSampler.sample` of the whole batch (2 physics threads);
@@ -35,7 +35,7 @@ from metarl.envs import resolve_env_id
 from metarl.envs.base import Task
 from metarl.envs.mujoco_task import MujocoTaskEnv
 from metarl.policies import make_policy, parameters
-from metarl.sampling.sampler import VectorSampler, one_torch_thread
+from metarl.sampling.sampler import VectorSampler, torch_threads
 
 DEFAULT_ENVS = ("metarl/HalfCheetahVel-v0", "metarl/AntDir-v0")
 
@@ -76,7 +76,7 @@ class Workload:
 
 
 def full_workload(env: str) -> Workload:
-    """MAML's batch (DESIGN §5): 40 tasks × 20 episodes × 200 steps, a 64×64 policy."""
+    """MAML's batch (docs/architecture.md §5): 40 tasks × 20 episodes × 200 steps, a 64×64 policy."""
     return Workload(_mujoco_env_id(env))
 
 
@@ -179,7 +179,7 @@ def gymnasium_steps_per_s(workload: Workload, asynchronous: bool) -> Timing:
     low, high = envs.single_action_space.low, envs.single_action_space.high
     generator = torch.Generator().manual_seed(0)
     steps = 0
-    with torch.no_grad(), one_torch_thread():
+    with torch.no_grad(), torch_threads(1):
         start = time.perf_counter()
         obs, _ = envs.reset(seed=0)
         while steps < workload.env_steps:

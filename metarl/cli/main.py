@@ -1,4 +1,4 @@
-"""The `metarl` command line (DESIGN §7)."""
+"""The `metarl` command line (docs/architecture.md §7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Learning curves of one or more runs against env steps (DESIGN §7)."""
+"""Learning curves of one or more runs against env steps (docs/architecture.md §7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`Episodes`: a batch of rollouts as time-major tensors, the sampler's output (DESIGN §3)."""
+"""`Episodes`: a batch of rollouts as time-major tensors, the sampler's output (docs/architecture.md §3)."""
 
 from __future__ import annotations
 
@@ -34,8 +34,9 @@ class Episodes:
         return int(self.mask.sum().item())
 
     @property
-    def episodes_per_task(self) -> int:
-        """Columns per task."""
+    def columns_per_task(self) -> int:
+        """Columns per task: episodes for the MAML family, whole trials (of the sampler's
+        `episodes_per_trial` episodes each) for RL²."""
         return self.task_index.shape[0] // len(self.tasks)
 
     def episode_returns(self) -> Tensor:
@@ -60,21 +61,3 @@ class Episodes:
         prev_dones = torch.zeros_like(self.rewards)
         prev_dones[1:] = self.dones[:-1].float()
         return prev_actions, prev_rewards, prev_dones
-
-    def select_tasks(self, task_ids: Tensor | list[int]) -> Episodes:
-        """The columns of the given tasks (in that order), trimmed to their longest column."""
-        task_ids = torch.as_tensor(task_ids, dtype=torch.long)
-        per_task = self.episodes_per_task
-        columns = (task_ids[:, None] * per_task + torch.arange(per_task)).flatten()
-        length = int(self.mask[:, columns].sum(0).max().item())
-        return Episodes(
-            observations=self.observations[:length, columns],
-            actions=self.actions[:length, columns],
-            rewards=self.rewards[:length, columns],
-            log_probs=self.log_probs[:length, columns],
-            dones=self.dones[:length, columns],
-            terminated=self.terminated[:length, columns],
-            mask=self.mask[:length, columns],
-            task_index=torch.arange(len(task_ids)).repeat_interleave(per_task),
-            tasks=[self.tasks[i] for i in task_ids.tolist()],
-        )

@@ -3,7 +3,7 @@
 B = tasks × episodes_per_task envs step together. Each step runs ONE policy forward for all B
 envs, with per-task parameter sets stacked and batched by `torch.func.vmap`, then steps the
 physics of all B envs on all cores: in C threads for metarl's MuJoCo envs (`MujocoBatchEnv`), in
-worker processes for any other Gymnasium env (`GymBatchEnv`). DESIGN §3.
+worker processes for any other Gymnasium env (`GymBatchEnv`). docs/architecture.md §3.
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ class VectorSampler:
     horizon: steps per episode; defaults to the env's registered `max_episode_steps`.
     num_workers: cores for the physics (threads on the fast path, processes otherwise; 0 runs
         the generic path in this process). fast: use the MuJoCo fast path when the env allows it.
+    torch_threads: torch's intra-op threads while `sample` runs the policy, leaving the other
+        cores to the physics. torch's thread count is process-wide: `sample` sets it and puts
+        the previous count back when it returns; None leaves it alone.
     """
 
     def __init__(
@@ -49,6 +52,7 @@ class VectorSampler:
         seed: int = 0,
         num_workers: int = 2,
         fast: bool = True,
+        torch_threads: int | None = 1,
     ):
         env_fn = _env_factory(env, env_kwargs or {})
         self.env_id: str | None = env_fn.args[0] if isinstance(env_fn, functools.partial) else None
@@ -67,6 +71,7 @@ class VectorSampler:
         else:
             template.close()
             self.batch_env = GymBatchEnv(env_fn, num_envs, num_workers)
+        self.torch_threads = torch_threads
         self._rng = np.random.default_rng(seed)
         self._generator = torch.Generator().manual_seed(seed)
 
@@ -96,7 +101,7 @@ class VectorSampler:
                 f"this sampler has {self.num_envs}"
             )
         forward = _batched_forward(policy, params, num_tasks)
-        with torch.no_grad(), one_torch_thread():
+        with torch.no_grad(), torch_threads(self.torch_threads):
             return self._collect(
                 policy, forward, tasks_or_none, episodes_per_task, episodes_per_trial, deterministic
             )
@@ -278,10 +283,14 @@ def _action_bounds(space: gym.Space) -> tuple[np.ndarray | None, np.ndarray | No
 
 
 @contextmanager
-def one_torch_thread() -> Iterator[None]:
-    """Keep torch on one intra-op thread while sampling, leaving the cores to the physics."""
+def torch_threads(count: int | None) -> Iterator[None]:
+    """torch on `count` intra-op threads inside the block, its previous count restored after
+    (None: unchanged)."""
+    if count is None:
+        yield
+        return
     previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(count)
     try:
         yield
     finally:

@@ -1,4 +1,4 @@
-"""Adaptation on held-out tasks (DESIGN §1, §7), for every kind of agent.
+"""Adaptation on held-out tasks (docs/architecture.md §7), for every kind of agent.
 
 Gradient-step agents (the MAML family) report the return after 0, 1, …, K inner steps; trial
 agents (RL², PEARL, the reference bandit/MDP agents) the return of each episode of a trial, and

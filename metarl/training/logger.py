@@ -1,4 +1,4 @@
-"""Per-iteration metrics to stdout, `progress.csv` and TensorBoard (DESIGN §7)."""
+"""Per-iteration metrics to stdout, `progress.csv` and TensorBoard (docs/architecture.md §7)."""
 
 from __future__ import annotations
 

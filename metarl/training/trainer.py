@@ -1,4 +1,4 @@
-"""The one training loop for every agent, and its run folder (DESIGN §7).
+"""The one training loop for every agent, and its run folder (docs/architecture.md §7).
 
 A run folder holds `config.yaml` (agent, env, env kwargs, resolved config, metarl version),
 `progress.csv` and TensorBoard events (one row per iteration), and `checkpoints/` (`latest.pt`

@@ -10,9 +10,8 @@ from metarl.backend.losses import mean_kl, surrogate_loss, vpg_loss
 from metarl.backend.optim import (
     backtracking_line_search,
     conjugate_gradient,
-    fisher_vector_product,
     flat,
-    hessian_vector_product,
+    hessian_operator,
     trpo_step,
     unflat,
 )
@@ -72,7 +71,7 @@ def test_conjugate_gradient_of_zero_is_zero_without_matvecs():
     assert (conjugate_gradient(matvec, torch.zeros(4)) == 0).all()
 
 
-def test_hessian_vector_product_matches_the_explicit_hessian():
+def test_hessian_operator_matches_the_explicit_hessian():
     params = _params(0)
     x, y = torch.randn(2, 6, 3, dtype=torch.float64).unbind()
     y = y[:, :2]
@@ -82,13 +81,12 @@ def test_hessian_vector_product_matches_the_explicit_hessian():
         return _regression_loss(p, x, y) + (p["log_std"] ** 3).sum()
 
     expected = _explicit_hessian(f, params) @ v
-    torch.testing.assert_close(hessian_vector_product(f, params, v), expected)
-    torch.testing.assert_close(hessian_vector_product(f, params, unflat(v, params)), expected)
-    damped = hessian_vector_product(f, params, v, damping=0.1)
+    torch.testing.assert_close(hessian_operator(f, params)(v), expected)
+    damped = hessian_operator(f, params, damping=0.1)(v)
     torch.testing.assert_close(damped, expected + 0.1 * v)
 
 
-def test_hessian_vector_product_through_an_inner_sgd_step_is_second_order():
+def test_hessian_operator_through_an_inner_sgd_step_is_second_order():
     params = {k: v.requires_grad_() for k, v in _params(1).items()}
     torch.manual_seed(1)
     x1, y1, x2, y2 = torch.randn(4, 8, 3, dtype=torch.float64).unbind()
@@ -108,7 +106,7 @@ def test_hessian_vector_product_through_an_inner_sgd_step_is_second_order():
 
     expected = _explicit_hessian(adapted_loss, params) @ v
     first_order = _explicit_hessian(lambda p: adapted_loss(p, first_order=True), params) @ v
-    product = hessian_vector_product(adapted_loss, params, v)
+    product = hessian_operator(adapted_loss, params)(v)
     torch.testing.assert_close(product, expected)
     assert (product - first_order).abs().max() > 1e-3
 
@@ -122,7 +120,7 @@ def _gaussian_kl_problem(seed: int):
     return params, obs, mask, old
 
 
-def test_fisher_vector_product_is_the_psd_hessian_of_the_kl_at_the_old_policy():
+def test_fisher_operator_is_the_psd_hessian_of_the_kl_at_the_old_policy():
     params, obs, mask, old = _gaussian_kl_problem(0)
 
     def kl_fn(p):
@@ -130,7 +128,7 @@ def test_fisher_vector_product_is_the_psd_hessian_of_the_kl_at_the_old_policy():
 
     hessian = _explicit_hessian(kl_fn, params)
     assert torch.linalg.eigvalsh(hessian).min() > -1e-10
-    fisher = fisher_vector_product(kl_fn, params, damping=1e-2)
+    fisher = hessian_operator(kl_fn, params, damping=1e-2)
     for _ in range(3):
         v = torch.randn(hessian.shape[0], dtype=torch.float64)
         torch.testing.assert_close(fisher(v), hessian @ v + 1e-2 * v)

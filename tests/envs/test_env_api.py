@@ -1,4 +1,4 @@
-"""The task-env contract of DESIGN §3/§4, checked on every registered env."""
+"""The task-env contract of docs/architecture.md §3/§4, checked on every registered env."""
 
 import json
 import math

@@ -1,4 +1,4 @@
-"""Each env's reward against an independent computation from its state (DESIGN §4 table)."""
+"""Each env's reward against an independent computation from its state (docs/architecture.md §4 table)."""
 
 import gymnasium as gym
 import numpy as np

@@ -34,11 +34,3 @@ def test_previous_step_inputs_shift_by_one_step_within_a_column():
     torch.testing.assert_close(prev_actions, torch.tensor([[0, 0], [0, 1], [2, 0]]))
     torch.testing.assert_close(prev_rewards, torch.tensor([[0.0, 0.0], [1.0, 10.0], [2.0, 20.0]]))
     torch.testing.assert_close(prev_dones, torch.tensor([[0.0, 0.0], [0.0, 0.0], [1.0, 1.0]]))
-
-
-def test_select_tasks_keeps_the_columns_of_those_tasks_trimmed_to_their_length():
-    selected = two_columns().select_tasks([1])
-    assert selected.tasks == [{"goal": 1}]
-    assert selected.rewards.shape == (2, 1)
-    torch.testing.assert_close(selected.rewards[:, 0], torch.tensor([10.0, 20.0]))
-    torch.testing.assert_close(selected.task_index, torch.tensor([0]))
