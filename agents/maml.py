@@ -140,7 +140,7 @@ class MAML:
 
     def __init__(
         self, env: str, config: InnerLoopConfig | None = None, *, env_kwargs: dict | None = None
-    ):
+    ) -> None:
         self.config = cfg = config or MAMLConfig()
         env_kwargs = env_kwargs or {}  # the env's own settings (a paper's velocity range, say)
         self.sampler = VectorSampler(

@@ -158,7 +158,7 @@ class TaskBuffers:
     """One FIFO buffer of transitions per task, stored as [tasks, capacity, width] tensors that
     grow (doubling) up to `max_size` as data arrives. A row is (s, a, r, s', terminated)."""
 
-    def __init__(self, num_tasks: int, width: int, max_size: int):
+    def __init__(self, num_tasks: int, width: int, max_size: int) -> None:
         self.max_size, self.width = max_size, width
         self.data = torch.zeros(num_tasks, 0, width)
         self.size = torch.zeros(num_tasks, dtype=torch.long)
@@ -208,7 +208,7 @@ class PEARL:
 
     def __init__(
         self, env: str, config: PEARLConfig | None = None, *, env_kwargs: dict | None = None
-    ):
+    ) -> None:
         self.config = cfg = config or PEARLConfig()
         env_kwargs = env_kwargs or {}
         self.sampler = VectorSampler(

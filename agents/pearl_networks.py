@@ -46,7 +46,7 @@ class ContextEncoder(nn.Module):
     """ψ(c_n) → (μ_n, σ²_n): one Gaussian factor per context transition (s, a, r[, s']),
     then their product q(z|c) (PEARL §4.1, the permutation-invariant encoder)."""
 
-    def __init__(self, context_dim: int, latent_size: int, hidden_sizes: Sequence[int]):
+    def __init__(self, context_dim: int, latent_size: int, hidden_sizes: Sequence[int]) -> None:
         super().__init__()
         self.latent_size = latent_size
         self.net = mlp([context_dim, *hidden_sizes, 2 * latent_size], activation=nn.ReLU)
@@ -80,7 +80,7 @@ class TanhGaussian:
 
     `scale` maps the unit box onto a symmetric env box (Navigation2D's ±0.1)."""
 
-    def __init__(self, scale: Tensor):
+    def __init__(self, scale: Tensor) -> None:
         self.scale = scale
 
     def distribution(self, dist_params: tuple[Tensor, Tensor]) -> Distribution:
@@ -100,7 +100,7 @@ class _ScaledTanhNormal(Distribution):
 
     arg_constraints: dict = {}
 
-    def __init__(self, mean: Tensor, log_std: Tensor, scale: Tensor):
+    def __init__(self, mean: Tensor, log_std: Tensor, scale: Tensor) -> None:
         super().__init__(mean.shape[:-1], validate_args=False)
         self.base = Independent(Normal(mean, log_std.exp(), validate_args=False), 1)
         self.scale = scale
@@ -131,7 +131,7 @@ class LatentPolicy(nn.Module):
 
     def __init__(
         self, obs_dim: int, latent_size: int, action_scale: Tensor, hidden_sizes: Sequence[int]
-    ):
+    ) -> None:
         super().__init__()
         self.register_buffer("z", torch.zeros(latent_size))
         self.net = mlp([obs_dim + latent_size, *hidden_sizes, 2 * action_scale.shape[0]], nn.ReLU)
@@ -159,7 +159,9 @@ class LatentPolicy(nn.Module):
 class TwinQ(nn.Module):
     """Two independent Q(s, a, z) ReLU MLPs (clipped double-Q, Fujimoto et al. 2018)."""
 
-    def __init__(self, obs_dim: int, action_dim: int, latent_size: int, hidden: Sequence[int]):
+    def __init__(
+        self, obs_dim: int, action_dim: int, latent_size: int, hidden: Sequence[int]
+    ) -> None:
         super().__init__()
         sizes = [obs_dim + action_dim + latent_size, *hidden, 1]
         self.q1, self.q2 = mlp(sizes, nn.ReLU), mlp(sizes, nn.ReLU)

@@ -51,7 +51,7 @@ class ValueFunction(nn.Module):
     a running std of the returns, so Adam need not grow its output to the hundreds.
     """
 
-    def __init__(self, obs_dim: int, hidden_sizes: Sequence[int], horizon: int):
+    def __init__(self, obs_dim: int, hidden_sizes: Sequence[int], horizon: int) -> None:
         super().__init__()
         self.net = mlp([obs_dim + 1, *hidden_sizes, 1])
         self.horizon = horizon
@@ -82,7 +82,7 @@ class PPO(SingleTaskTrainer):
 
     def __init__(
         self, env: str, config: PPOConfig | None = None, *, env_kwargs: dict[str, Any] | None = None
-    ):
+    ) -> None:
         self.config = config or PPOConfig()
         super().__init__(env, self.config, env_kwargs)
         obs_dim = self.sampler.observation_space.shape[0]

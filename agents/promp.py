@@ -50,7 +50,7 @@ class ProMP(MAML):
 
     def __init__(
         self, env: str, config: ProMPConfig | None = None, *, env_kwargs: dict | None = None
-    ):
+    ) -> None:
         super().__init__(env, config or ProMPConfig(), env_kwargs=env_kwargs)
         for lr in self.inner_lrs.values():
             lr.requires_grad_(self.config.learn_inner_lr)

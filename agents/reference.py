@@ -124,7 +124,9 @@ class ReferenceAgent(ABC):
 
     supported_envs: tuple[str, ...]
 
-    def __init__(self, env: str, config: ReferenceConfig, *, env_kwargs: dict | None = None):
+    def __init__(
+        self, env: str, config: ReferenceConfig, *, env_kwargs: dict | None = None
+    ) -> None:
         self.env_id = resolve_env_id(env)
         if self.env_id not in self.supported_envs:
             raise ValueError(
@@ -312,7 +314,7 @@ class PSRLAgent(ReferenceAgent):
 
     supported_envs = (TABULAR_MDP,)
 
-    def __init__(self, env: str, config: PSRLConfig, *, env_kwargs: dict | None = None):
+    def __init__(self, env: str, config: PSRLConfig, *, env_kwargs: dict | None = None) -> None:
         super().__init__(env, config, env_kwargs=env_kwargs)
         self.prior = self._envs[0].unwrapped.task_distribution
         """The env's `RandomMDP`: prior mean and std of μ_sa, Dirichlet α of P(·|s,a)."""

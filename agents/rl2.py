@@ -113,7 +113,9 @@ class RL2(ABC):
 
     config: RL2Config
 
-    def __init__(self, env: str, config: RL2Config, *, env_kwargs: dict[str, Any] | None = None):
+    def __init__(
+        self, env: str, config: RL2Config, *, env_kwargs: dict[str, Any] | None = None
+    ) -> None:
         self.config = cfg = config
         env_kwargs = env_kwargs or {}
         self.sampler = VectorSampler(
@@ -220,7 +222,7 @@ class RL2TRPO(RL2):
 
     def __init__(
         self, env: str, config: RL2TRPOConfig | None = None, *, env_kwargs: dict | None = None
-    ):
+    ) -> None:
         super().__init__(env, config or RL2TRPOConfig(), env_kwargs=env_kwargs)
         self.generator = torch.Generator().manual_seed(self.config.seed)  # Fisher subsets
 
@@ -265,7 +267,7 @@ class RL2PPO(RL2):
 
     def __init__(
         self, env: str, config: RL2PPOConfig | None = None, *, env_kwargs: dict | None = None
-    ):
+    ) -> None:
         super().__init__(env, config or RL2PPOConfig(), env_kwargs=env_kwargs)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.config.learning_rate)
         self.generator = torch.Generator().manual_seed(self.config.seed)

@@ -34,7 +34,7 @@ class TRPO(SingleTaskTrainer):
         config: TRPOConfig | None = None,
         *,
         env_kwargs: dict[str, Any] | None = None,
-    ):
+    ) -> None:
         self.config = config or TRPOConfig()
         super().__init__(env, self.config, env_kwargs)
 

@@ -37,7 +37,7 @@ class AntTaskEnv(MujocoTaskEnv, AntEnv):
         healthy_z_range: Sequence[float] = (0.2, 1.0),
         contact_force_range: Sequence[float] = (-1.0, 1.0),
         **kwargs: Any,
-    ):
+    ) -> None:
         super().__init__(
             ctrl_cost_weight=check_nonnegative("ctrl_cost_weight", ctrl_cost_weight),
             contact_cost_weight=check_nonnegative("contact_cost_weight", contact_cost_weight),
@@ -90,7 +90,7 @@ class AntDirEnv(AntTaskEnv):
     Terminates when the torso height leaves [0.2, 1.0]. Task: `{"direction": d}`, any finite d.
     """
 
-    def __init__(self, directions: Sequence[float] = (-1.0, 1.0), **kwargs: Any):
+    def __init__(self, directions: Sequence[float] = (-1.0, 1.0), **kwargs: Any) -> None:
         self.task_distribution = ScalarChoice("direction", check_choices("directions", directions))
         super().__init__(**kwargs)
 
@@ -105,7 +105,7 @@ class AntDir2DEnv(AntTaskEnv):
     θ ~ U[0, 2π). Terminates like AntDir. Task: `{"angle": θ}` in radians, any finite θ.
     """
 
-    def __init__(self, angle_range: Sequence[float] = (0.0, 2 * math.pi), **kwargs: Any):
+    def __init__(self, angle_range: Sequence[float] = (0.0, 2 * math.pi), **kwargs: Any) -> None:
         self.task_distribution = UniformScalar("angle", check_range("angle_range", angle_range))
         super().__init__(**kwargs)
 
@@ -131,7 +131,7 @@ class AntGoalEnv(AntTaskEnv):
         terminate_when_unhealthy: bool = False,
         exclude_current_positions_from_observation: bool = False,
         **kwargs: Any,
-    ):
+    ) -> None:
         radius = check_nonnegative("goal_radius", goal_radius)
         self.task_distribution = UniformDisk("goal", dim=2, radius=radius)
         super().__init__(

@@ -40,7 +40,7 @@ class BanditEnv(TaskEnv, gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, k: int = 5, prob_range: Sequence[float] = (0.0, 1.0)):
+    def __init__(self, k: int = 5, prob_range: Sequence[float] = (0.0, 1.0)) -> None:
         k = check_positive_int("k", k)
         self.task_distribution = BernoulliArms(k, check_range("prob_range", prob_range, (0, 1)))
         self.observation_space = gym.spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)

@@ -21,7 +21,7 @@ from metarl.envs.mujoco_task import MujocoTaskEnv
 class HalfCheetahTaskEnv(MujocoTaskEnv, HalfCheetahEnv):
     """HalfCheetah-v5 whose reward is `task_reward(v_x) − ctrl_cost_weight·‖a‖²`."""
 
-    def __init__(self, ctrl_cost_weight: float = 0.05, **kwargs: Any):
+    def __init__(self, ctrl_cost_weight: float = 0.05, **kwargs: Any) -> None:
         super().__init__(
             ctrl_cost_weight=check_nonnegative("ctrl_cost_weight", ctrl_cost_weight), **kwargs
         )
@@ -53,7 +53,7 @@ class HalfCheetahVelEnv(HalfCheetahTaskEnv):
     out-of-distribution evaluation).
     """
 
-    def __init__(self, velocity_range: Sequence[float] = (0.0, 3.0), **kwargs: Any):
+    def __init__(self, velocity_range: Sequence[float] = (0.0, 3.0), **kwargs: Any) -> None:
         bounds = check_range("velocity_range", velocity_range)
         self.task_distribution = UniformScalar("velocity", bounds)
         super().__init__(**kwargs)
@@ -69,7 +69,7 @@ class HalfCheetahDirEnv(HalfCheetahTaskEnv):
     Task: `{"direction": d}`; any finite d is accepted and scales the forward reward.
     """
 
-    def __init__(self, directions: Sequence[float] = (-1.0, 1.0), **kwargs: Any):
+    def __init__(self, directions: Sequence[float] = (-1.0, 1.0), **kwargs: Any) -> None:
         self.task_distribution = ScalarChoice("direction", check_choices("directions", directions))
         super().__init__(**kwargs)
 

@@ -21,7 +21,7 @@ class Navigation2DEnv(TaskEnv, gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, goal_range: Sequence[float] = (-0.5, 0.5), max_action: float = 0.1):
+    def __init__(self, goal_range: Sequence[float] = (-0.5, 0.5), max_action: float = 0.1) -> None:
         bounds = check_range("goal_range", goal_range)
         self.task_distribution = UniformBox("goal", dim=2, bounds=bounds)
         self._max_action = check_nonnegative("max_action", max_action, allow_zero=False)

@@ -67,7 +67,7 @@ class TabularMDPEnv(TaskEnv, gym.Env):
         reward_noise_std: float = 1.0,
         dirichlet_alpha: float = 1.0,
         start_state: int = 0,
-    ):
+    ) -> None:
         num_states = check_positive_int("num_states", num_states)
         if not np.isfinite(reward_mean):
             raise ValueError(f"reward_mean must be a finite number, got {reward_mean!r}")

@@ -25,7 +25,7 @@ class RL2Trial(gym.Wrapper, gym.utils.RecordConstructorArgs):
     gives one. Inner episodes restart with the same task; the trial terminates after the last.
     """
 
-    def __init__(self, env: gym.Env, episodes_per_trial: int):
+    def __init__(self, env: gym.Env, episodes_per_trial: int) -> None:
         gym.utils.RecordConstructorArgs.__init__(self, episodes_per_trial=episodes_per_trial)
         super().__init__(env)
         if not isinstance(env.unwrapped, TaskEnv):

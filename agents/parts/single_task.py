@@ -53,7 +53,7 @@ class SingleTaskTrainer(ABC):
 
     def __init__(
         self, env: str, config: SingleTaskConfig, env_kwargs: dict[str, Any] | None = None
-    ):
+    ) -> None:
         self.init_rng = InitRNG(config.seed)  # initial weights of the policy (and value function)
         self.episodes_per_task = config.episodes_per_task
         self.sampler = VectorSampler(

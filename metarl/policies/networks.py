@@ -42,7 +42,7 @@ class GaussianMLPPolicy(nn.Module):
         action_dim: int,
         hidden_sizes: Sequence[int] = (64, 64),
         init_std: float = 1.0,
-    ):
+    ) -> None:
         super().__init__()
         self.mean = mlp([obs_dim, *hidden_sizes, action_dim])
         self.log_std = nn.Parameter(torch.full((action_dim,), math.log(init_std)))
@@ -58,7 +58,9 @@ class CategoricalMLPPolicy(nn.Module):
 
     recurrent = False
 
-    def __init__(self, obs_dim: int, num_actions: int, hidden_sizes: Sequence[int] = (64, 64)):
+    def __init__(
+        self, obs_dim: int, num_actions: int, hidden_sizes: Sequence[int] = (64, 64)
+    ) -> None:
         super().__init__()
         self.logits = mlp([obs_dim, *hidden_sizes, num_actions])
         self.action_dist = CategoricalActions()
@@ -76,7 +78,9 @@ class GRUPolicy(nn.Module):
 
     recurrent = True
 
-    def __init__(self, obs_dim: int, action_space: gym.spaces.Space, hidden_size: int = 256):
+    def __init__(
+        self, obs_dim: int, action_space: gym.spaces.Space, hidden_size: int = 256
+    ) -> None:
         super().__init__()
         if isinstance(action_space, gym.spaces.Discrete):
             self.num_actions = action_dim = int(action_space.n)  # one-hot previous action

@@ -25,7 +25,7 @@ StepResult = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 class EnvGroup:
     """Some of the batch's envs, by global id, stepped one after the other in this process."""
 
-    def __init__(self, env_fn: EnvFn, env_ids: Sequence[int]):
+    def __init__(self, env_fn: EnvFn, env_ids: Sequence[int]) -> None:
         self.envs = {int(i): env_fn() for i in env_ids}
 
     def reset(
@@ -78,7 +78,9 @@ class GymBatchEnv:
     `env_fn` must be picklable when `num_workers > 0` (e.g. `functools.partial(gym.make, id)`).
     """
 
-    def __init__(self, env_fn: EnvFn, num_envs: int, num_workers: int = 2, timeout: float = 300.0):
+    def __init__(
+        self, env_fn: EnvFn, num_envs: int, num_workers: int = 2, timeout: float = 300.0
+    ) -> None:
         probe = env_fn()
         self.observation_space, self.action_space = probe.observation_space, probe.action_space
         probe.close()

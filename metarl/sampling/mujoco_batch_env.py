@@ -32,7 +32,7 @@ FULLPHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS  # what mujoco.rollout takes a
 class MujocoBatchEnv:
     """`num_envs` copies of `env` (a `MujocoTaskEnv`, owned as the template) as state arrays."""
 
-    def __init__(self, env: MujocoTaskEnv, num_envs: int, num_threads: int = 2):
+    def __init__(self, env: MujocoTaskEnv, num_envs: int, num_threads: int = 2) -> None:
         if not isinstance(env, MujocoTaskEnv):
             raise TypeError(f"the fast path needs a MujocoTaskEnv, got {type(env).__name__}")
         self.env, self.model = env, env.model

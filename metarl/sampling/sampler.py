@@ -53,7 +53,7 @@ class VectorSampler:
         num_workers: int = 2,
         fast: bool = True,
         torch_threads: int | None = 1,
-    ):
+    ) -> None:
         env_fn = _env_factory(env, env_kwargs or {})
         self.env_id: str | None = env_fn.args[0] if isinstance(env_fn, functools.partial) else None
         template = env_fn()
@@ -187,7 +187,7 @@ class VectorSampler:
 class _Buffers:
     """Preallocated [T, B] tensors that the collection loop fills step by step."""
 
-    def __init__(self, steps: int, batch: int, obs_shape: tuple, action_space: gym.Space):
+    def __init__(self, steps: int, batch: int, obs_shape: tuple, action_space: gym.Space) -> None:
         discrete = isinstance(action_space, gym.spaces.Discrete)
         action_shape = () if discrete else action_space.shape
         self.observations = torch.zeros(steps, batch, *obs_shape)
@@ -230,7 +230,7 @@ class _RecurrentState:
     Carried across the episodes of a column (an RL² trial); fresh zeros for every new batch.
     """
 
-    def __init__(self, policy: nn.Module, batch: int, action_space: gym.Space):
+    def __init__(self, policy: nn.Module, batch: int, action_space: gym.Space) -> None:
         self.hidden = policy.initial_hidden(batch)
         if isinstance(action_space, gym.spaces.Discrete):
             self.prev_action = torch.zeros(batch, dtype=torch.int64)

@@ -13,7 +13,7 @@ class Logger:
     """Writes one row per iteration. The CSV's columns are fixed by its first row; a resumed
     run appends to the same file after truncating it to the rows its checkpoint covers."""
 
-    def __init__(self, run_dir: Path, keep_rows: int = 0):
+    def __init__(self, run_dir: Path, keep_rows: int = 0) -> None:
         self.path = run_dir / "progress.csv"
         rows = read_progress(self.path)[:keep_rows] if keep_rows else []
         self.columns: list[str] | None = list(rows[0]) if rows else None
