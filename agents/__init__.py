@@ -1,4 +1,5 @@
-"""metarl's agents: the meta-RL learners and the single-task baselines (docs/architecture.md §5, §7).
+"""metarl's agents: the meta-RL learners and the single-task baselines
+(docs/architecture.md §5, §7).
 
 `AGENTS` maps each trainable agent's CLI name to a one-line description (`registry.REGISTRY`
 says how to build it); `REFERENCE_AGENTS` does the same for the reference agents that need no

@@ -128,7 +128,9 @@ class PEARLConfig(AgentConfig):
     max_envs: int = 100
     """Envs the sampler steps together; bigger collections run in chunks."""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        """Check the shared fields, then PEARL's: counts, rates, and that `num_tasks_sample`
+        does not exceed `num_train_tasks`."""
         AgentConfig.__post_init__(self)
         positive = (
             "num_train_tasks meta_batch_size batch_size context_batch_size "
@@ -159,12 +161,14 @@ class TaskBuffers:
     grow (doubling) up to `max_size` as data arrives. A row is (s, a, r, s', terminated)."""
 
     def __init__(self, num_tasks: int, width: int, max_size: int) -> None:
+        """`num_tasks` empty buffers of rows `width` wide, each keeping at most `max_size`."""
         self.max_size, self.width = max_size, width
         self.data = torch.zeros(num_tasks, 0, width)
         self.size = torch.zeros(num_tasks, dtype=torch.long)
         self.next = torch.zeros(num_tasks, dtype=torch.long)  # write position when full
 
     def clear(self, task: int) -> None:
+        """Empty the task's buffer (the storage stays allocated)."""
         self.size[task] = 0
         self.next[task] = 0
 
@@ -192,10 +196,12 @@ class TaskBuffers:
         return self.data[tasks[:, None], index]
 
     def state_dict(self) -> dict[str, Tensor]:
+        """The filled part of the storage, each task's size and write position."""
         used = int(self.size.max()) if len(self.size) else 0
         return {"data": self.data[:, :used].clone(), "size": self.size, "next": self.next}
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Restore what `state_dict` returned (as copies)."""
         self.data = state["data"].clone()
         self.size, self.next = state["size"].clone(), state["next"].clone()
 
@@ -209,6 +215,9 @@ class PEARL:
     def __init__(
         self, env: str, config: PEARLConfig | None = None, *, env_kwargs: dict | None = None
     ) -> None:
+        """`config` defaults to `PEARLConfig()`. Builds the sampler, the fixed training tasks and
+        the held-out ones, the networks (seeded by `config.seed`), their optimizers and the
+        per-task buffers."""
         self.config = cfg = config or PEARLConfig()
         env_kwargs = env_kwargs or {}
         self.sampler = VectorSampler(

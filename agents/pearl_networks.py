@@ -47,6 +47,7 @@ class ContextEncoder(nn.Module):
     then their product q(z|c) (PEARL §4.1, the permutation-invariant encoder)."""
 
     def __init__(self, context_dim: int, latent_size: int, hidden_sizes: Sequence[int]) -> None:
+        """ψ: a ReLU MLP from `context_dim` to μ and pre-softplus σ², `latent_size` each."""
         super().__init__()
         self.latent_size = latent_size
         self.net = mlp([context_dim, *hidden_sizes, 2 * latent_size], activation=nn.ReLU)
@@ -81,17 +82,21 @@ class TanhGaussian:
     `scale` maps the unit box onto a symmetric env box (Navigation2D's ±0.1)."""
 
     def __init__(self, scale: Tensor) -> None:
+        """`scale` [A]: the env box's half-widths."""
         self.scale = scale
 
     def distribution(self, dist_params: tuple[Tensor, Tensor]) -> Distribution:
+        """The squashed, scaled distribution; it offers only `log_prob`."""
         return _ScaledTanhNormal(*dist_params, self.scale)
 
     def sample(self, dist_params: tuple[Tensor, Tensor], generator: torch.Generator) -> Tensor:
+        """scale·tanh(u), u drawn with `generator`."""
         mean, log_std = dist_params
         noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
         return self.scale * torch.tanh(mean + log_std.exp() * noise)
 
     def mode(self, dist_params: tuple[Tensor, Tensor]) -> Tensor:
+        """scale·tanh(mean): the deterministic action of evaluation."""
         return self.scale * torch.tanh(dist_params[0])
 
 
@@ -132,6 +137,8 @@ class LatentPolicy(nn.Module):
     def __init__(
         self, obs_dim: int, latent_size: int, action_scale: Tensor, hidden_sizes: Sequence[int]
     ) -> None:
+        """A ReLU MLP (s, z) → (mean, log_std) [A], A = len(`action_scale`); the z buffer
+        starts at 0."""
         super().__init__()
         self.register_buffer("z", torch.zeros(latent_size))
         self.net = mlp([obs_dim + latent_size, *hidden_sizes, 2 * action_scale.shape[0]], nn.ReLU)
@@ -162,6 +169,7 @@ class TwinQ(nn.Module):
     def __init__(
         self, obs_dim: int, action_dim: int, latent_size: int, hidden: Sequence[int]
     ) -> None:
+        """Two ReLU MLPs with `hidden` layers from (s, a, z) to a scalar."""
         super().__init__()
         sizes = [obs_dim + action_dim + latent_size, *hidden, 1]
         self.q1, self.q2 = mlp(sizes, nn.ReLU), mlp(sizes, nn.ReLU)

@@ -52,6 +52,7 @@ class ValueFunction(nn.Module):
     """
 
     def __init__(self, obs_dim: int, hidden_sizes: Sequence[int], horizon: int) -> None:
+        """A tanh MLP on (observation, t / `horizon`); the return std starts at 0."""
         super().__init__()
         self.net = mlp([obs_dim + 1, *hidden_sizes, 1])
         self.horizon = horizon
@@ -83,6 +84,8 @@ class PPO(SingleTaskTrainer):
     def __init__(
         self, env: str, config: PPOConfig | None = None, *, env_kwargs: dict[str, Any] | None = None
     ) -> None:
+        """`config` defaults to `PPOConfig()`; adds the value function (from the policy's init
+        stream), one Adam over both, and the minibatch-shuffling generator."""
         self.config = config or PPOConfig()
         super().__init__(env, self.config, env_kwargs)
         obs_dim = self.sampler.observation_space.shape[0]

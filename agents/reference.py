@@ -1,4 +1,5 @@
-"""The non-learning yardsticks of the RL² tables (Duan et al. 2016, Tables 1–2; docs/architecture.md §5 and benchmarks/README.md).
+"""The non-learning yardsticks of the RL² tables (Duan et al. 2016, Tables 1–2;
+docs/architecture.md §5 and benchmarks/README.md).
 
 Bandits: random, greedy, ε-greedy, UCB1 (Auer et al. 2002) and Thompson sampling. Tabular MDPs:
 random and PSRL (Osband et al. 2013). Each is a `TrialAgent`: a trial starts from empty counts and
@@ -103,8 +104,14 @@ class Counts:
             np.zeros((tasks, states, actions, states)),
         )
 
-    def add(self, states, actions, rewards, next_states) -> None:
-        """Count one step of every trial (each argument has one entry per task)."""
+    def add(
+        self,
+        states: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_states: np.ndarray,
+    ) -> None:
+        """Count one step of every trial (each argument is `[B]`: one entry per task)."""
         task = np.arange(len(states))
         self.visits[task, states, actions] += 1
         self.reward_sums[task, states, actions] += rewards
@@ -127,6 +134,8 @@ class ReferenceAgent(ABC):
     def __init__(
         self, env: str, config: ReferenceConfig, *, env_kwargs: dict | None = None
     ) -> None:
+        """`env`: an id or short name of one of `supported_envs` (`env_kwargs` go to
+        `gymnasium.make`); the agent's choices draw from an RNG seeded with `config.seed`."""
         self.env_id = resolve_env_id(env)
         if self.env_id not in self.supported_envs:
             raise ValueError(
@@ -220,6 +229,7 @@ class GreedyAgent(BanditAgent):
     """The arm of highest empirical mean; untried arms first; ties uniformly at random."""
 
     def choose(self, pulls: np.ndarray, wins: np.ndarray) -> np.ndarray:
+        """The argmax of the empirical means."""
         return argmax_random_ties(self.rng, empirical_means(pulls, wins))
 
 
@@ -230,7 +240,8 @@ class EpsilonGreedyConfig(ReferenceConfig):
     epsilon: float = 0.1
     """Chance of a uniformly random arm at each pull, in [0, 1]; otherwise the greedy arm."""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        """Check that `epsilon` is a number in [0, 1]."""
         if not (isinstance(self.epsilon, int | float) and 0 <= self.epsilon <= 1):
             raise ValueError(f"epsilon must be a number in [0, 1], got {self.epsilon!r}")
 
@@ -239,6 +250,7 @@ class EpsilonGreedyAgent(GreedyAgent):
     """With chance ε a uniformly random arm, else the greedy one (untried arms first)."""
 
     def choose(self, pulls: np.ndarray, wins: np.ndarray) -> np.ndarray:
+        """Per trial: with chance ε a uniformly random arm, else the greedy arm."""
         explore = self.rng.random(len(pulls)) < self.config.epsilon
         random_arms = self.rng.integers(pulls.shape[-1], size=len(pulls))
         return np.where(explore, random_arms, super().choose(pulls, wins))
@@ -257,7 +269,8 @@ class UCB1Config(ReferenceConfig):
     first; with a prior no arm has to be, which a short trial of many arms needs: after trying
     all 50 arms, 100 pulls average at most 25 + 50·50/51 ≈ 74."""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        """Check that `c`, `alpha` and `beta` are >= 0."""
         check_nonnegative("c", self.c)
         check_nonnegative("alpha", self.alpha)
         check_nonnegative("beta", self.beta)
@@ -268,6 +281,7 @@ class UCB1Agent(BanditAgent):
     bound; untried arms first when there is no prior; ties uniformly at random."""
 
     def choose(self, pulls: np.ndarray, wins: np.ndarray) -> np.ndarray:
+        """The argmax of the UCB1 scores of counts plus pseudo-counts."""
         prior_pulls = self.config.alpha + self.config.beta
         scores = ucb1_scores(pulls + prior_pulls, wins + self.config.alpha, self.config.c)
         return argmax_random_ties(self.rng, scores)
@@ -282,7 +296,8 @@ class ThompsonConfig(ReferenceConfig):
     beta: float = 1.0
     """Prior pseudo-count of losses, > 0."""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        """Check that `alpha` and `beta` are > 0."""
         check_nonnegative("alpha", self.alpha, allow_zero=False)
         check_nonnegative("beta", self.beta, allow_zero=False)
 
@@ -292,6 +307,7 @@ class ThompsonAgent(BanditAgent):
     (continuous draws tie with probability 0, so a plain argmax)."""
 
     def choose(self, pulls: np.ndarray, wins: np.ndarray) -> np.ndarray:
+        """The argmax of one draw per arm from Beta(alpha + wins, beta + losses)."""
         draws = self.rng.beta(self.config.alpha + wins, self.config.beta + pulls - wins)
         return draws.argmax(axis=-1)
 
@@ -304,7 +320,8 @@ class PSRLConfig(ReferenceConfig):
     """Std of the reward around μ_sa that PSRL assumes known, > 0: the env's default. Set it to
     the env's `reward_noise_std` when that is changed."""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        """Check that `reward_noise_std` is > 0."""
         check_nonnegative("reward_noise_std", self.reward_noise_std, allow_zero=False)
 
 
@@ -315,11 +332,13 @@ class PSRLAgent(ReferenceAgent):
     supported_envs = (TABULAR_MDP,)
 
     def __init__(self, env: str, config: PSRLConfig, *, env_kwargs: dict | None = None) -> None:
+        """A `ReferenceAgent` whose prior is the env's own task distribution."""
         super().__init__(env, config, env_kwargs=env_kwargs)
         self.prior = self._envs[0].unwrapped.task_distribution
         """The env's `RandomMDP`: prior mean and std of μ_sa, Dirichlet α of P(·|s,a)."""
 
     def plan(self, counts: Counts) -> np.ndarray:
+        """The optimal plan of one MDP drawn from each trial's posterior."""
         mean, std = normal_posterior(
             counts.reward_sums,
             counts.visits,

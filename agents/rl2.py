@@ -48,7 +48,8 @@ class RL2Config(AgentConfig):
     """GAE λ. The paper's 0.3 pairs with a learned value function; our baseline is the linear
     feature baseline on (observation, step of the trial), which only λ = 1 leaves unbiased."""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        """Check the shared fields, then RL²'s."""
         AgentConfig.__post_init__(self)
         for name in ("meta_batch_size", "episodes_per_trial", "hidden_size"):
             check_positive_int(name, getattr(self, name))
@@ -64,7 +65,8 @@ class RL2TRPOConfig(RL2Config, TrustRegionConfig):
     as rllab's TRPO subsamples for recurrent policies; None uses all. Each Fisher product
     back-propagates twice through the whole unroll, the bulk of an iteration on long trials."""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        """Check RL²'s fields, the trust region's, and `fisher_trials`."""
         RL2Config.__post_init__(self)
         TrustRegionConfig.__post_init__(self)
         if self.fisher_trials is not None:
@@ -88,7 +90,8 @@ class RL2PPOConfig(RL2Config):
     max_grad_norm: float = 0.5
     """Gradient-norm clip."""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        """Check RL²'s fields, then PPO's."""
         super().__post_init__()
         for name in ("epochs", "minibatch_trials"):
             check_positive_int(name, getattr(self, name))
@@ -116,6 +119,8 @@ class RL2(ABC):
     def __init__(
         self, env: str, config: RL2Config, *, env_kwargs: dict[str, Any] | None = None
     ) -> None:
+        """The sampler of `meta_batch_size` envs of `env` (`env_kwargs` go to `gymnasium.make`),
+        the task source and the GRU policy, all seeded by `config.seed`."""
         self.config = cfg = config
         env_kwargs = env_kwargs or {}
         self.sampler = VectorSampler(
@@ -140,7 +145,9 @@ class RL2(ABC):
         """One trial (column) per task, `episodes_per_trial` episodes each."""
         return self.sampler.sample(self.policy, tasks, 1, episodes_per_trial=episodes_per_trial)
 
-    def distribution(self, params: Params | None, observations: Tensor, previous: Previous):
+    def distribution(
+        self, params: Params | None, observations: Tensor, previous: Previous
+    ) -> Distribution:
         """The action distribution at every step of whole trials, batch shape `[T, B]`."""
         return self.policy.action_dist.distribution(
             unroll(self.policy, params, observations, previous)
@@ -211,9 +218,11 @@ class RL2(ABC):
         self.sampler.close()
 
     def __enter__(self: Self) -> Self:
+        """The agent itself; leaving the block closes it."""
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        """Release the sampler, whether or not the block raised."""
         self.close()
 
 
@@ -223,6 +232,7 @@ class RL2TRPO(RL2):
     def __init__(
         self, env: str, config: RL2TRPOConfig | None = None, *, env_kwargs: dict | None = None
     ) -> None:
+        """`config` defaults to `RL2TRPOConfig()`; adds the generator of Fisher subsets."""
         super().__init__(env, config or RL2TRPOConfig(), env_kwargs=env_kwargs)
         self.generator = torch.Generator().manual_seed(self.config.seed)  # Fisher subsets
 
@@ -268,6 +278,8 @@ class RL2PPO(RL2):
     def __init__(
         self, env: str, config: RL2PPOConfig | None = None, *, env_kwargs: dict | None = None
     ) -> None:
+        """`config` defaults to `RL2PPOConfig()`; adds Adam and the minibatch-shuffling
+        generator."""
         super().__init__(env, config or RL2PPOConfig(), env_kwargs=env_kwargs)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.config.learning_rate)
         self.generator = torch.Generator().manual_seed(self.config.seed)

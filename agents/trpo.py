@@ -1,6 +1,7 @@
 """Single-task TRPO (Schulman et al. 2015): the non-meta baseline, and MAML's outer loop without
-the inner one. Built entirely from the shared backend (docs/architecture.md §3): returns, GAE and the linear
-baseline from `advantages` / `baselines`, surrogate and KL from `losses`, the step from `optim`.
+the inner one. Built entirely from the shared backend (docs/architecture.md §3): returns, GAE and
+the linear baseline from `advantages` / `baselines`, surrogate and KL from `losses`, the step from
+`optim`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class TRPO(SingleTaskTrainer):
         *,
         env_kwargs: dict[str, Any] | None = None,
     ) -> None:
+        """`config` defaults to `TRPOConfig()`; the rest is `SingleTaskTrainer`'s."""
         self.config = config or TRPOConfig()
         super().__init__(env, self.config, env_kwargs)
 

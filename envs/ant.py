@@ -1,4 +1,5 @@
-"""Ant task families: direction along x, direction in the plane, and goal position (docs/architecture.md §4).
+"""Ant task families: direction along x, direction in the plane, and goal position
+(docs/architecture.md §4).
 
 All subclass Gymnasium's `Ant-v5` (frame_skip 5, dt 0.05, contact forces computed after every
 step) and replace only its reward. Torso velocity is the finite difference of the torso position
@@ -38,6 +39,7 @@ class AntTaskEnv(MujocoTaskEnv, AntEnv):
         contact_force_range: Sequence[float] = (-1.0, 1.0),
         **kwargs: Any,
     ) -> None:
+        """v5's reward and health settings, checked; `kwargs` go to `AntEnv` unchanged."""
         super().__init__(
             ctrl_cost_weight=check_nonnegative("ctrl_cost_weight", ctrl_cost_weight),
             contact_cost_weight=check_nonnegative("contact_cost_weight", contact_cost_weight),
@@ -47,7 +49,16 @@ class AntTaskEnv(MujocoTaskEnv, AntEnv):
             **kwargs,
         )
 
-    def reward_terms(self, task_values, qpos_before, qpos_after, actions, cfrc_ext):
+    def reward_terms(
+        self,
+        task_values: np.ndarray,
+        qpos_before: np.ndarray,
+        qpos_after: np.ndarray,
+        actions: np.ndarray,
+        cfrc_ext: np.ndarray,
+    ) -> dict[str, np.ndarray]:
+        """`reward_task`, `reward_survive`, `reward_ctrl`, `reward_contact`, each [B]; the torso
+        velocity is the qpos finite difference over `dt`."""
         xy = qpos_after[:, :2]
         xy_velocity = (xy - qpos_before[:, :2]) / self.dt
         healthy = ~self.batch_unhealthy(qpos_after)
@@ -59,7 +70,11 @@ class AntTaskEnv(MujocoTaskEnv, AntEnv):
             "reward_contact": -self._contact_cost_weight * np.sum(contact**2, axis=(1, 2)),
         }
 
-    def batch_observations(self, qpos, qvel, cfrc_ext):
+    def batch_observations(
+        self, qpos: np.ndarray, qvel: np.ndarray, cfrc_ext: np.ndarray
+    ) -> np.ndarray:
+        """v5's observation on B states: qpos (less x, y unless kept), qvel, and the clipped
+        contact forces of every body but the world when they are observed."""
         skip = 2 * int(self._exclude_current_positions_from_observation)
         parts = [qpos[:, skip:], qvel]
         if self._include_cfrc_ext_in_observation:
@@ -67,7 +82,8 @@ class AntTaskEnv(MujocoTaskEnv, AntEnv):
             parts.append(contact.reshape(len(qpos), -1))
         return np.concatenate(parts, axis=1)
 
-    def batch_terminated(self, qpos, qvel):
+    def batch_terminated(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+        """Unhealthy (or a non-finite qvel), when `terminate_when_unhealthy`."""
         unhealthy = self.batch_unhealthy(qpos) | ~np.all(np.isfinite(qvel), axis=1)
         return unhealthy & self._terminate_when_unhealthy
 
@@ -79,7 +95,7 @@ class AntTaskEnv(MujocoTaskEnv, AntEnv):
 
     @staticmethod
     @abstractmethod
-    def task_reward(task_values: np.ndarray, xy_velocity: np.ndarray, xy: np.ndarray):
+    def task_reward(task_values: np.ndarray, xy_velocity: np.ndarray, xy: np.ndarray) -> np.ndarray:
         """The task's part of the reward [B] from task values [B, k], torso velocity and position
         in the plane [B, 2]."""
 
@@ -91,11 +107,13 @@ class AntDirEnv(AntTaskEnv):
     """
 
     def __init__(self, directions: Sequence[float] = (-1.0, 1.0), **kwargs: Any) -> None:
+        """`directions`: the values d is drawn from; `kwargs` go to `AntTaskEnv`."""
         self.task_distribution = ScalarChoice("direction", check_choices("directions", directions))
         super().__init__(**kwargs)
 
     @staticmethod
-    def task_reward(task_values, xy_velocity, xy):
+    def task_reward(task_values: np.ndarray, xy_velocity: np.ndarray, xy: np.ndarray) -> np.ndarray:
+        """d·v_x."""
         return task_values[:, 0] * xy_velocity[:, 0]
 
 
@@ -106,11 +124,13 @@ class AntDir2DEnv(AntTaskEnv):
     """
 
     def __init__(self, angle_range: Sequence[float] = (0.0, 2 * math.pi), **kwargs: Any) -> None:
+        """`angle_range`: the interval θ is drawn from; `kwargs` go to `AntTaskEnv`."""
         self.task_distribution = UniformScalar("angle", check_range("angle_range", angle_range))
         super().__init__(**kwargs)
 
     @staticmethod
-    def task_reward(task_values, xy_velocity, xy):
+    def task_reward(task_values: np.ndarray, xy_velocity: np.ndarray, xy: np.ndarray) -> np.ndarray:
+        """u·v_xy with u = (cos θ, sin θ)."""
         angle = task_values[:, 0]
         return np.cos(angle) * xy_velocity[:, 0] + np.sin(angle) * xy_velocity[:, 1]
 
@@ -132,6 +152,8 @@ class AntGoalEnv(AntTaskEnv):
         exclude_current_positions_from_observation: bool = False,
         **kwargs: Any,
     ) -> None:
+        """`goal_radius`: the disk g is drawn from; the other defaults are the goal task's
+        (lighter control cost, no survival bonus, no termination, x and y observed)."""
         radius = check_nonnegative("goal_radius", goal_radius)
         self.task_distribution = UniformDisk("goal", dim=2, radius=radius)
         super().__init__(
@@ -143,5 +165,6 @@ class AntGoalEnv(AntTaskEnv):
         )
 
     @staticmethod
-    def task_reward(task_values, xy_velocity, xy):
+    def task_reward(task_values: np.ndarray, xy_velocity: np.ndarray, xy: np.ndarray) -> np.ndarray:
+        """−‖xy − g‖₁."""
         return -np.sum(np.abs(xy - task_values[:, :2]), axis=1)

@@ -1,4 +1,5 @@
-"""Bernoulli multi-armed bandits: the RL² benchmark of Duan et al. 2016, §5.1 (docs/architecture.md §4)."""
+"""Bernoulli multi-armed bandits: the RL² benchmark of Duan et al. 2016, §5.1
+(docs/architecture.md §4)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,11 @@ class BernoulliArms(TaskDistribution):
     fields = ("probs",)
 
     def sample(self, rng: np.random.Generator, n: int) -> list[Task]:
+        """`n` tasks from one uniform draw of shape [n, k]."""
         return [{"probs": p.tolist()} for p in rng.uniform(*self.bounds, size=(n, self.k))]
 
     def validate_values(self, task: Mapping[str, Any]) -> Task:
+        """`probs` must be k finite numbers in [0, 1]."""
         probs = task_array(task, "probs", (self.k,))
         if np.any((probs < 0) | (probs > 1)):
             raise ValueError(f"task field 'probs' must lie in [0, 1], got {task['probs']!r}")
@@ -41,17 +44,22 @@ class BanditEnv(TaskEnv, gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, k: int = 5, prob_range: Sequence[float] = (0.0, 1.0)) -> None:
+        """`k` arms, each p_i drawn from U[prob_range] (which must lie within [0, 1])."""
         k = check_positive_int("k", k)
         self.task_distribution = BernoulliArms(k, check_range("prob_range", prob_range, (0, 1)))
         self.observation_space = gym.spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
         self.action_space = gym.spaces.Discrete(k)
         self._observation = np.ones(1, dtype=np.float32)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Seed the RNG, apply `options["task"]` if given; the observation is always [1.0]."""
         super().reset(seed=seed)
         return self._observation.copy(), {"task": self._reset_task(options)}
 
-    def step(self, action: int):
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Pull arm `action`: reward 1 with probability p_action; the episode terminates."""
         task = self._current_task()
         prob = task["probs"][int(action)]
         reward = float(self.np_random.random() < prob)

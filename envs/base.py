@@ -61,6 +61,7 @@ class UniformScalar(_ScalarTask):
     bounds: tuple[float, float]
 
     def sample(self, rng: np.random.Generator, n: int) -> list[Task]:
+        """`n` tasks from one uniform draw of size n."""
         return [{self.field: float(x)} for x in rng.uniform(*self.bounds, size=n)]
 
 
@@ -71,6 +72,7 @@ class ScalarChoice(_ScalarTask):
     values: tuple[float, ...]
 
     def sample(self, rng: np.random.Generator, n: int) -> list[Task]:
+        """`n` tasks, each x an independent uniform choice from `values`."""
         return [{self.field: float(x)} for x in rng.choice(self.values, size=n)]
 
 
@@ -96,6 +98,7 @@ class UniformBox(_PointTask):
     bounds: tuple[float, float]
 
     def sample(self, rng: np.random.Generator, n: int) -> list[Task]:
+        """`n` points from one uniform draw of shape [n, dim]."""
         return [{self.field: x.tolist()} for x in rng.uniform(*self.bounds, size=(n, self.dim))]
 
 
@@ -106,6 +109,7 @@ class UniformDisk(_PointTask):
     radius: float
 
     def sample(self, rng: np.random.Generator, n: int) -> list[Task]:
+        """`n` points, each from its own (radius, angle) pair of uniforms."""
         # The radius's CDF is (r / R)², so r = R·sqrt(U) makes the density uniform in area.
         u = rng.uniform(size=(n, 2))  # one row per task keeps the first k tasks the same for any n
         radius, angle = self.radius * np.sqrt(u[:, 0]), 2 * math.pi * u[:, 1]

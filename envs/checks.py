@@ -48,7 +48,9 @@ def task_array(task: Mapping[str, Any], field: str, shape: tuple[int, ...]) -> n
     return array
 
 
-def check_range(name: str, bounds: Sequence[float], within: tuple[float, float] | None = None):
+def check_range(
+    name: str, bounds: Sequence[float], within: tuple[float, float] | None = None
+) -> tuple[float, float]:
     """Return `(low, high)` as floats if finite, low <= high and inside `within`; else raise."""
     try:
         low, high = (float(b) for b in bounds)

@@ -22,22 +22,36 @@ class HalfCheetahTaskEnv(MujocoTaskEnv, HalfCheetahEnv):
     """HalfCheetah-v5 whose reward is `task_reward(v_x) − ctrl_cost_weight·‖a‖²`."""
 
     def __init__(self, ctrl_cost_weight: float = 0.05, **kwargs: Any) -> None:
+        """`ctrl_cost_weight`, checked; `kwargs` go to `HalfCheetahEnv` unchanged."""
         super().__init__(
             ctrl_cost_weight=check_nonnegative("ctrl_cost_weight", ctrl_cost_weight), **kwargs
         )
 
-    def reward_terms(self, task_values, qpos_before, qpos_after, actions, cfrc_ext):
+    def reward_terms(
+        self,
+        task_values: np.ndarray,
+        qpos_before: np.ndarray,
+        qpos_after: np.ndarray,
+        actions: np.ndarray,
+        cfrc_ext: np.ndarray,
+    ) -> dict[str, np.ndarray]:
+        """`reward_task` and `reward_ctrl`, each [B]; v_x is the root-x finite difference over
+        `dt` (`cfrc_ext` is unused)."""
         x_velocity = (qpos_after[:, 0] - qpos_before[:, 0]) / self.dt
         return {
             "reward_task": self.task_reward(task_values, x_velocity),
             "reward_ctrl": -self._ctrl_cost_weight * np.sum(actions**2, axis=1),
         }
 
-    def batch_observations(self, qpos, qvel, cfrc_ext):
+    def batch_observations(
+        self, qpos: np.ndarray, qvel: np.ndarray, cfrc_ext: np.ndarray
+    ) -> np.ndarray:
+        """v5's observation on B states: qpos (less the root x unless kept) and qvel."""
         skip = int(self._exclude_current_positions_from_observation)
         return np.concatenate([qpos[:, skip:], qvel], axis=1)
 
-    def batch_terminated(self, qpos, qvel):
+    def batch_terminated(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+        """All False: HalfCheetah never terminates."""
         return np.zeros(len(qpos), dtype=bool)
 
     @staticmethod
@@ -54,12 +68,14 @@ class HalfCheetahVelEnv(HalfCheetahTaskEnv):
     """
 
     def __init__(self, velocity_range: Sequence[float] = (0.0, 3.0), **kwargs: Any) -> None:
+        """`velocity_range`: the interval v* is drawn from; `kwargs` go to `HalfCheetahTaskEnv`."""
         bounds = check_range("velocity_range", velocity_range)
         self.task_distribution = UniformScalar("velocity", bounds)
         super().__init__(**kwargs)
 
     @staticmethod
-    def task_reward(task_values, x_velocity):
+    def task_reward(task_values: np.ndarray, x_velocity: np.ndarray) -> np.ndarray:
+        """−|v_x − v*|."""
         return -np.abs(x_velocity - task_values[:, 0])
 
 
@@ -70,9 +86,11 @@ class HalfCheetahDirEnv(HalfCheetahTaskEnv):
     """
 
     def __init__(self, directions: Sequence[float] = (-1.0, 1.0), **kwargs: Any) -> None:
+        """`directions`: the values d is drawn from; `kwargs` go to `HalfCheetahTaskEnv`."""
         self.task_distribution = ScalarChoice("direction", check_choices("directions", directions))
         super().__init__(**kwargs)
 
     @staticmethod
-    def task_reward(task_values, x_velocity):
+    def task_reward(task_values: np.ndarray, x_velocity: np.ndarray) -> np.ndarray:
+        """d·v_x."""
         return task_values[:, 0] * x_velocity

@@ -28,15 +28,19 @@ class MujocoTaskEnv(TaskEnv, ABC):
     needs_contact_forces: bool = False  # whether rewards or observations read cfrc_ext
     _qpos_before: np.ndarray
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """v5's reset; `options["task"]` sets the task, and `info["task"]` reports it."""
         obs, info = super().reset(seed=seed, options=options)
         return obs, {**info, "task": self._reset_task(options)}
 
-    def step(self, action: np.ndarray):
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """v5's step, keeping qpos from before it for the velocities of `reward_terms`."""
         self._qpos_before = self.data.qpos.copy()  # for velocities; the physics is v5's own
         return super().step(action)
 
-    def _get_rew(self, x_velocity: float, action: np.ndarray):
+    def _get_rew(self, x_velocity: float, action: np.ndarray) -> tuple[float, dict[str, Any]]:
         terms = self.reward_terms(
             self.task_vector(self._current_task())[None],
             self._qpos_before[None],

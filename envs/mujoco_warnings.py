@@ -1,8 +1,8 @@
 """Route MuJoCo's C-level warnings to Python's `warnings`, dropping one known deprecation.
 
 MuJoCo 4 warns that HalfCheetah's XML uses `settotalmass`, on stderr and into `MUJOCO_LOG.TXT` in
-the working directory, every time the model compiles (docs/architecture.md §1). The model is Gymnasium's, so
-the warning is not ours to fix; every other MuJoCo warning still reaches the user.
+the working directory, every time the model compiles (docs/architecture.md §1). The model is
+Gymnasium's, so the warning is not ours to fix; every other MuJoCo warning still reaches the user.
 """
 
 from __future__ import annotations

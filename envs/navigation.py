@@ -22,6 +22,7 @@ class Navigation2DEnv(TaskEnv, gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, goal_range: Sequence[float] = (-0.5, 0.5), max_action: float = 0.1) -> None:
+        """Goals g ~ U[goal_range]²; actions are clipped to ±`max_action` (> 0) per coordinate."""
         bounds = check_range("goal_range", goal_range)
         self.task_distribution = UniformBox("goal", dim=2, bounds=bounds)
         self._max_action = check_nonnegative("max_action", max_action, allow_zero=False)
@@ -31,12 +32,16 @@ class Navigation2DEnv(TaskEnv, gym.Env):
         )
         self._position = np.zeros(2)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Put the point back at the origin; `options["task"]` sets the goal."""
         super().reset(seed=seed)
         self._position = np.zeros(2)
         return self._position.astype(np.float32), {"task": self._reset_task(options)}
 
-    def step(self, action: np.ndarray):
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Move by the clipped action; reward −‖s − g‖₂ after the move."""
         task = self._current_task()
         self._position = self._position + np.clip(action, -self._max_action, self._max_action)
         distance = float(np.hypot(*(self._position - task["goal"])))

@@ -29,6 +29,7 @@ class RandomMDP(TaskDistribution):
     fields = ("reward_means", "transitions")
 
     def sample(self, rng: np.random.Generator, n: int) -> list[Task]:
+        """`n` MDPs, drawn one after another."""
         return [self._sample_one(rng) for _ in range(n)]  # task by task: prefixes agree across n
 
     def _sample_one(self, rng: np.random.Generator) -> Task:
@@ -38,6 +39,7 @@ class RandomMDP(TaskDistribution):
         return {"reward_means": means.tolist(), "transitions": transitions.tolist()}
 
     def validate_values(self, task: Mapping[str, Any]) -> Task:
+        """`reward_means` [S, A] finite; `transitions` [S, A, S] rows of probabilities."""
         s, a = self.num_states, self.num_actions
         means = task_array(task, "reward_means", (s, a))
         transitions = task_array(task, "transitions", (s, a, s))
@@ -68,6 +70,9 @@ class TabularMDPEnv(TaskEnv, gym.Env):
         dirichlet_alpha: float = 1.0,
         start_state: int = 0,
     ) -> None:
+        """S = `num_states`, A = `num_actions`; tasks are drawn from `RandomMDP` with the
+        reward-mean and Dirichlet settings; rewards have noise std `reward_noise_std`; every
+        episode starts in `start_state`."""
         num_states = check_positive_int("num_states", num_states)
         if not np.isfinite(reward_mean):
             raise ValueError(f"reward_mean must be a finite number, got {reward_mean!r}")
@@ -89,17 +94,22 @@ class TabularMDPEnv(TaskEnv, gym.Env):
         self._state = self._start_state
 
     def set_task(self, task: Mapping[str, Any]) -> None:
+        """Also cache the task's arrays: μ [S, A] and the transition CDFs [S, A, S]."""
         super().set_task(task)
         self._means = np.asarray(self._task["reward_means"])
         self._cumulative = np.cumsum(self._task["transitions"], axis=-1)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Return to `start_state`; `options["task"]` sets the MDP."""
         super().reset(seed=seed)
         info = {"task": self._reset_task(options)}
         self._state = self._start_state
         return self._observation(), info
 
-    def step(self, action: int):
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Reward r ~ N(μ_sa, noise²), next state s' ~ P(·|s, a); never terminates."""
         task = self._task_info()  # first: draws a task (and its arrays) if the env has none
         state, action = self._state, int(action)
         mean = float(self._means[state, action])

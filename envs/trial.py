@@ -26,6 +26,8 @@ class RL2Trial(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """
 
     def __init__(self, env: gym.Env, episodes_per_trial: int) -> None:
+        """Wrap `env` (a metarl task env with a flat Box observation space and a Discrete or
+        flat Box action space) into trials of `episodes_per_trial` episodes."""
         gym.utils.RecordConstructorArgs.__init__(self, episodes_per_trial=episodes_per_trial)
         super().__init__(env)
         if not isinstance(env.unwrapped, TaskEnv):

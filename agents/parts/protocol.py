@@ -1,4 +1,5 @@
-"""What the trainer, the run folder and `metarl evaluate` need from an agent (docs/architecture.md §3, §7).
+"""What the trainer, the run folder and `metarl evaluate` need from an agent
+(docs/architecture.md §3, §7).
 
 Agents are built as `AgentClass(env, config, env_kwargs=...)` with one config dataclass each;
 `metarl.agents.registry` maps CLI names to them.

@@ -1,8 +1,8 @@
 """What the single-task trainers (TRPO, PPO) share: a policy, a sampler that runs one fixed task
 (or a task-free Gymnasium env), and the sample → update → metrics iteration.
 
-They are the non-meta baselines (docs/architecture.md §5): the same policies, sampler and backend as the
-meta-learners, with the task held fixed.
+They are the non-meta baselines (docs/architecture.md §5): the same policies, sampler and
+backend as the meta-learners, with the task held fixed.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ class SingleTaskTrainer(ABC):
     def __init__(
         self, env: str, config: SingleTaskConfig, env_kwargs: dict[str, Any] | None = None
     ) -> None:
+        """The sampler of `env` (a Gymnasium id; `env_kwargs` go to `gymnasium.make`), the fixed
+        task (None for a task-free env) and the policy, all seeded by `config.seed`."""
         self.init_rng = InitRNG(config.seed)  # initial weights of the policy (and value function)
         self.episodes_per_task = config.episodes_per_task
         self.sampler = VectorSampler(
@@ -123,7 +125,9 @@ class SingleTaskTrainer(ABC):
         self.sampler.close()
 
     def __enter__(self: Trainer) -> Trainer:
+        """The trainer itself; leaving the block closes it."""
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        """Release the sampler's workers, whether or not the block raised."""
         self.close()

@@ -20,7 +20,8 @@ from metarl.policies import Params, parameters
 
 @dataclass
 class TrustRegionConfig:
-    """The settings of `optim.trpo_step` (docs/architecture.md §5 defaults), shared by every TRPO-driven agent."""
+    """The settings of `optim.trpo_step` (docs/architecture.md §5 defaults), shared by every
+    TRPO-driven agent."""
 
     max_kl: float = 0.01
     """Trust region: the largest mean KL(old ‖ new) a step may take."""
@@ -33,7 +34,8 @@ class TrustRegionConfig:
     backtrack_ratio: float = 0.8
     """Step shrink factor between line-search tries."""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        """Check that `max_kl`, `cg_damping` are >= 0 and `cg_iterations` >= 1."""
         for name in ("max_kl", "cg_damping"):
             check_nonnegative(name, getattr(self, name))
         check_positive_int("cg_iterations", self.cg_iterations)

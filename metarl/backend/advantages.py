@@ -1,8 +1,9 @@
 """Returns, generalized advantage estimates and advantage normalization on time-major batches.
 
-Shapes follow the `Episodes` contract (docs/architecture.md §3): `[T, B]`, time first. `dones[t, b]` is True
-where an episode ends at step t (termination or truncation); a column may hold several episodes
-back to back, and steps after its last episode are padding that callers mask out.
+Shapes follow the `Episodes` contract (docs/architecture.md §3): `[T, B]`, time first.
+`dones[t, b]` is True where an episode ends at step t (termination or truncation); a column may
+hold several episodes back to back, and steps after its last episode are padding that callers
+mask out.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 gradient, Hessian- and Fisher-vector products, a backtracking line search and `trpo_step`.
 
 Parameters are plain `dict[str, Tensor]`, the ones passed to `torch.func.functional_call`
-(docs/architecture.md §3). Objectives are closures `params -> scalar` that may run MAML inner-loop steps
-inside, so every derivative here goes through the closure generically and nothing inside it is
-detached: Hessian-vector products of an adapted objective include the second-order terms.
+(docs/architecture.md §3). Objectives are closures `params -> scalar` that may run MAML
+inner-loop steps inside, so every derivative here goes through the closure generically and
+nothing inside it is detached: Hessian-vector products of an adapted objective include the
+second-order terms.
 """
 
 from __future__ import annotations

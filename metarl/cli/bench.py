@@ -1,7 +1,8 @@
 """Sampler throughput: metarl's `VectorSampler` against raw MuJoCo and Gymnasium's vector envs.
 
-The workload is MAML's batch (docs/architecture.md §5): tasks × episodes per task episodes of `horizon` steps,
-a Gaussian MLP, one parameter set per task. Each method reports env steps per second:
+The workload is MAML's batch (docs/architecture.md §5): tasks × episodes per task episodes of
+`horizon` steps, a Gaussian MLP, one parameter set per task. Each method reports env steps per
+second:
 
 - `metarl`: one `VectorSampler.sample` of the whole batch (2 physics threads);
 - `mujoco-raw-1thread`: `mj_step` alone on one thread, no policy, no Python env: the physics
@@ -76,7 +77,8 @@ class Workload:
 
 
 def full_workload(env: str) -> Workload:
-    """MAML's batch (docs/architecture.md §5): 40 tasks × 20 episodes × 200 steps, a 64×64 policy."""
+    """MAML's batch (docs/architecture.md §5): 40 tasks × 20 episodes × 200 steps,
+    a 64×64 policy."""
     return Workload(_mujoco_env_id(env))
 
 

@@ -28,16 +28,19 @@ class DiagGaussian:
     """Gaussian actions with diagonal covariance; parameters are `(mean, log_std)` of [..., A]."""
 
     def distribution(self, dist_params: tuple[Tensor, Tensor]) -> Distribution:
+        """`Normal(mean, exp(log_std))` with the last axis [A] as the event, unvalidated."""
         mean, log_std = dist_params
         # No argument validation: it costs time per call and cannot run under vmap.
         return Independent(Normal(mean, log_std.exp(), validate_args=False), 1, validate_args=False)
 
     def sample(self, dist_params: tuple[Tensor, Tensor], generator: torch.Generator) -> Tensor:
+        """Actions [..., A]: `mean + exp(log_std) * noise`, the noise drawn from `generator`."""
         mean, log_std = dist_params
         noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
         return mean + log_std.exp() * noise
 
     def mode(self, dist_params: tuple[Tensor, Tensor]) -> Tensor:
+        """The mean [..., A]."""
         return dist_params[0]
 
 
@@ -45,11 +48,14 @@ class CategoricalActions:
     """Discrete actions; the parameters are logits [..., n]."""
 
     def distribution(self, logits: Tensor) -> Distribution:
+        """`Categorical` over the last axis of `logits`, unvalidated."""
         return Categorical(logits=logits, validate_args=False)
 
     def sample(self, logits: Tensor, generator: torch.Generator) -> Tensor:
+        """Action indices [...] (int64) drawn from `generator`."""
         probs = torch.softmax(logits, dim=-1).reshape(-1, logits.shape[-1])
         return torch.multinomial(probs, 1, generator=generator).reshape(logits.shape[:-1])
 
     def mode(self, logits: Tensor) -> Tensor:
+        """The most probable action indices [...]."""
         return logits.argmax(dim=-1)

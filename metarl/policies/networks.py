@@ -43,12 +43,14 @@ class GaussianMLPPolicy(nn.Module):
         hidden_sizes: Sequence[int] = (64, 64),
         init_std: float = 1.0,
     ) -> None:
+        """The mean MLP `obs_dim → *hidden_sizes → action_dim`; the std starts at `init_std`."""
         super().__init__()
         self.mean = mlp([obs_dim, *hidden_sizes, action_dim])
         self.log_std = nn.Parameter(torch.full((action_dim,), math.log(init_std)))
         self.action_dist = DiagGaussian()
 
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """`(mean, log_std)`, both [..., action_dim], for observations [..., obs_dim]."""
         mean = self.mean(obs)
         return mean, self.log_std.expand_as(mean)
 
@@ -61,11 +63,13 @@ class CategoricalMLPPolicy(nn.Module):
     def __init__(
         self, obs_dim: int, num_actions: int, hidden_sizes: Sequence[int] = (64, 64)
     ) -> None:
+        """The logits MLP `obs_dim → *hidden_sizes → num_actions`."""
         super().__init__()
         self.logits = mlp([obs_dim, *hidden_sizes, num_actions])
         self.action_dist = CategoricalActions()
 
     def forward(self, obs: Tensor) -> Tensor:
+        """Logits [..., num_actions] for observations [..., obs_dim]."""
         return self.logits(obs)
 
 
@@ -81,6 +85,8 @@ class GRUPolicy(nn.Module):
     def __init__(
         self, obs_dim: int, action_space: gym.spaces.Space, hidden_size: int = 256
     ) -> None:
+        """A GRU of `hidden_size` units and a linear head: logits for a Discrete `action_space`
+        (previous actions one-hot), the mean with a state-independent log-std for a Box."""
         super().__init__()
         if isinstance(action_space, gym.spaces.Discrete):
             self.num_actions = action_dim = int(action_space.n)  # one-hot previous action

@@ -1,4 +1,5 @@
-"""`Episodes`: a batch of rollouts as time-major tensors, the sampler's output (docs/architecture.md §3)."""
+"""`Episodes`: a batch of rollouts as time-major tensors, the sampler's output
+(docs/architecture.md §3)."""
 
 from __future__ import annotations
 

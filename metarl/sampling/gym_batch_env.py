@@ -26,11 +26,14 @@ class EnvGroup:
     """Some of the batch's envs, by global id, stepped one after the other in this process."""
 
     def __init__(self, env_fn: EnvFn, env_ids: Sequence[int]) -> None:
+        """One env from `env_fn` for each global id in `env_ids`."""
         self.envs = {int(i): env_fn() for i in env_ids}
 
     def reset(
         self, env_ids: Sequence[int], tasks: Sequence[Task | None], seeds: Sequence[int | None]
     ) -> np.ndarray:
+        """Set the named envs' tasks (None: keep the current one) and reset them with their
+        seeds; returns their first observations [n, obs]."""
         observations = []
         for i, task, seed in zip(env_ids, tasks, seeds, strict=True):
             env = self.envs[int(i)]
@@ -42,11 +45,13 @@ class EnvGroup:
         return np.stack(observations)
 
     def step(self, env_ids: Sequence[int], actions: np.ndarray) -> StepResult:
+        """Step the named envs; returns (obs [n, ...], rewards, terminated, truncated) [n]."""
         results = [self.envs[int(i)].step(a) for i, a in zip(env_ids, actions, strict=True)]
         obs, rewards, terminated, truncated, _ = zip(*results, strict=True)
         return np.stack(obs), np.array(rewards), np.array(terminated), np.array(truncated)
 
     def close(self) -> None:
+        """Close every env of the group."""
         for env in self.envs.values():
             env.close()
 
@@ -81,6 +86,9 @@ class GymBatchEnv:
     def __init__(
         self, env_fn: EnvFn, num_envs: int, num_workers: int = 2, timeout: float = 300.0
     ) -> None:
+        """Read the spaces off one probe env, then build the envs here or start the workers,
+        each with a contiguous slice of the ids, and wait until every worker has built its envs.
+        `timeout`: seconds to wait for any answer of a worker before reporting it."""
         probe = env_fn()
         self.observation_space, self.action_space = probe.observation_space, probe.action_space
         probe.close()

@@ -33,6 +33,8 @@ class MujocoBatchEnv:
     """`num_envs` copies of `env` (a `MujocoTaskEnv`, owned as the template) as state arrays."""
 
     def __init__(self, env: MujocoTaskEnv, num_envs: int, num_threads: int = 2) -> None:
+        """Allocate the states [num_envs, ·] for `env`'s model and `num_threads` physics
+        threads: a thread pool for envs that read contact forces, a `mujoco.rollout` otherwise."""
         if not isinstance(env, MujocoTaskEnv):
             raise TypeError(f"the fast path needs a MujocoTaskEnv, got {type(env).__name__}")
         self.env, self.model = env, env.model

@@ -54,6 +54,8 @@ class VectorSampler:
         fast: bool = True,
         torch_threads: int | None = 1,
     ) -> None:
+        """Build the `num_envs` envs of `env` (arguments above) and seed the RNGs of env resets
+        and action noise with `seed`."""
         env_fn = _env_factory(env, env_kwargs or {})
         self.env_id: str | None = env_fn.args[0] if isinstance(env_fn, functools.partial) else None
         template = env_fn()
@@ -120,14 +122,22 @@ class VectorSampler:
         self.batch_env.close()
 
     def __enter__(self) -> VectorSampler:
+        """The sampler itself, closed when the `with` block ends."""
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        """Close the sampler; an exception from the block propagates."""
         self.close()
 
     def _collect(
-        self, policy, forward, tasks, episodes_per_task, episodes_per_trial, deterministic
-    ):
+        self,
+        policy: nn.Module,
+        forward: Callable[..., Any],
+        tasks: list[Task | None],
+        episodes_per_task: int,
+        episodes_per_trial: int,
+        deterministic: bool,
+    ) -> Episodes:
         batch = len(tasks) * episodes_per_task
         max_steps = self.horizon * episodes_per_trial
         column_task = np.repeat(np.arange(len(tasks)), episodes_per_task)
@@ -200,7 +210,17 @@ class _Buffers:
         self.terminated = torch.zeros(steps, batch, dtype=torch.bool)
         self.mask = torch.zeros(steps, batch)
 
-    def record(self, t, ids, obs, actions, log_probs, rewards, dones, terminated) -> None:
+    def record(
+        self,
+        t: int,
+        ids: np.ndarray,
+        obs: Tensor,
+        actions: Tensor,
+        log_probs: Tensor,
+        rewards: np.ndarray,
+        dones: np.ndarray,
+        terminated: np.ndarray,
+    ) -> None:
         index = torch.from_numpy(ids)
         self.observations[t, index] = obs[index]
         self.actions[t, index] = actions[index].to(self.actions.dtype)
@@ -245,7 +265,9 @@ class _RecurrentState:
         )
         return dist_params
 
-    def remember(self, ids: np.ndarray, actions: Tensor, rewards, dones) -> None:
+    def remember(
+        self, ids: np.ndarray, actions: Tensor, rewards: np.ndarray, dones: np.ndarray
+    ) -> None:
         index = torch.from_numpy(ids)
         self.prev_action[index] = actions[index].to(self.prev_action.dtype)
         self.prev_reward[index] = torch.from_numpy(np.asarray(rewards, dtype=np.float32))

@@ -1,4 +1,5 @@
-"""Run-folder files written atomically, and checkpoints read with clear errors (docs/architecture.md §7)."""
+"""Run-folder files written atomically, and checkpoints read with clear errors
+(docs/architecture.md §7)."""
 
 from __future__ import annotations
 

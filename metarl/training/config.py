@@ -1,4 +1,5 @@
-"""Agent configs from defaults, a YAML file and `--set key=value` overrides (docs/architecture.md §7)."""
+"""Agent configs from defaults, a YAML file and `--set key=value` overrides
+(docs/architecture.md §7)."""
 
 from __future__ import annotations
 

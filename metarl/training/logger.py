@@ -14,6 +14,8 @@ class Logger:
     run appends to the same file after truncating it to the rows its checkpoint covers."""
 
     def __init__(self, run_dir: Path, keep_rows: int = 0) -> None:
+        """Start `run_dir/progress.csv` afresh, keeping only its first `keep_rows` rows (0:
+        none), and open TensorBoard's writer on `run_dir/tensorboard`."""
         self.path = run_dir / "progress.csv"
         rows = read_progress(self.path)[:keep_rows] if keep_rows else []
         self.columns: list[str] | None = list(rows[0]) if rows else None
@@ -40,6 +42,7 @@ class Logger:
         tqdm.write("  ".join(f"{key} {_format(value)}" for key, value in row.items()))
 
     def close(self) -> None:
+        """Close the TensorBoard writer (the CSV is opened and closed for each row)."""
         self.tensorboard.close()
 
 

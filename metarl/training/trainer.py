@@ -47,6 +47,7 @@ class Run:
         return spec.agent_class(self.env, config, env_kwargs=self.env_kwargs)
 
     def save(self, run_dir: Path) -> None:
+        """Write this record to `run_dir/config.yaml`, atomically."""
         text = yaml.safe_dump(self.__dict__, sort_keys=False).encode()
         write_atomically(run_dir / "config.yaml", lambda file: file.write(text))
 
