@@ -1,6 +1,6 @@
-"""Single-task PPO (Schulman et al. 2017) with a learned MLP value function: the non-meta
-baseline, and RL²'s outer loop. GAE, advantage normalization and the clipped surrogate come
-from the shared backend (docs/architecture.md §3).
+"""Single-task PPO (Schulman et al. 2017) with a learned MLP value function: a non-meta
+baseline. GAE, advantage normalization and the clipped surrogate come from the shared backend
+(docs/architecture.md §3), which RL²-PPO (`agents/rl2.py`) also uses on whole trials.
 """
 
 from __future__ import annotations
