@@ -4,7 +4,8 @@ Meta-SGD's learned step sizes, E-MAML's extra term."""
 import pytest
 import torch
 
-from metarl.agents.maml import LR_PREFIX, MAML, MAMLConfig, TaskStack
+from metarl.agents.maml import MAML, MAMLConfig
+from metarl.agents.parts.inner_loop import LR_PREFIX, TaskStack
 from metarl.backend.optim import flat, unflat
 
 
@@ -54,7 +55,7 @@ def leaves_of(params):
 
 def test_second_order_meta_gradient_equals_finite_differences(agent):
     inner, post = problem(agent)
-    params = agent.meta_parameters()
+    params = agent.inner_loop.meta_parameters()
 
     def objective(p):
         return agent.outer_loss(
@@ -73,7 +74,7 @@ def test_second_order_meta_gradient_equals_finite_differences(agent):
 
 def test_first_order_gradient_differs_and_equals_the_fixed_inner_gradient_difference(agent):
     inner, post = problem(agent)
-    params = agent.meta_parameters()
+    params = agent.inner_loop.meta_parameters()
     second = gradient(lambda p: agent.outer_loss(p, inner, post), params)
     agent.config.first_order = True
     first = gradient(lambda p: agent.outer_loss(p, inner, post), params)
@@ -81,12 +82,12 @@ def test_first_order_gradient_differs_and_equals_the_fixed_inner_gradient_differ
 
     # With the inner gradient g0 held at its value at θ, the objective is L_post(θ − α g0).
     leaves = leaves_of(params)
-    stacked = agent.adapt(leaves, inner)
+    stacked = agent.inner_loop.adapt(leaves, inner)
     step = {n: (leaves[n] - stacked[n]).detach() for n in leaves}  # α·g0 per task [n, ...]
 
     def fixed_inner(p):
         adapted = {n: p[n] - step[n] for n in p}
-        log_probs = agent.log_probs(adapted, post.observations, post.actions)
+        log_probs = agent.inner_loop.log_probs(adapted, post.observations, post.actions)
         ratio = torch.exp(log_probs - post.log_probs)
         per_task = (ratio * post.advantages * post.mask).sum((1, 2)) / post.mask.sum((1, 2))
         return -per_task.mean()
@@ -100,9 +101,9 @@ def test_first_order_gradient_differs_and_equals_the_fixed_inner_gradient_differ
 
 def test_meta_sgd_step_sizes_receive_gradients(agent):
     agent.config.learn_inner_lr = True
-    agent.inner_lrs = {n: lr.double() for n, lr in agent.inner_lrs.items()}
+    agent.inner_loop.step_sizes = {n: lr.double() for n, lr in agent.inner_loop.step_sizes.items()}
     inner, post = problem(agent)
-    params = agent.meta_parameters()
+    params = agent.inner_loop.meta_parameters()
     assert any(name.startswith(LR_PREFIX) for name in params)
     leaves = leaves_of(params)
     grads = torch.autograd.grad(agent.outer_loss(leaves, inner, post), list(leaves.values()))

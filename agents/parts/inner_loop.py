@@ -1,0 +1,375 @@
+"""The gradient-based inner loop that MAML-TRPO (and its variants) and ProMP share; each agent adds
+only its own outer loop (docs/architecture.md §5).
+
+One meta-iteration's inner part, for a batch of n tasks: sample pre-update episodes with θ; give
+each task advantages on a linear baseline fitted to its episodes alone (`TaskStack`); take
+`num_inner_steps` steps θ'_i = θ − α ⊙ ∇L_i(θ), all tasks at once by `torch.func.vmap` (fresh
+episodes with the adapted parameters before every further step); sample post-update episodes
+with θ'_i. The outer loop then differentiates a loss of the post-update episodes through `adapt`.
+
+What varies between the agents is passed in or switched by the config:
+- the inner objective L_i: the policy-gradient loss of MAML (Finn et al. 2017, "Model-Agnostic
+  Meta-Learning", §3.2) or ProMP's low-variance curvature objective (Rothfuss et al. 2019);
+- α: the configured constant, or one meta-learned step size per parameter (Meta-SGD, Li et al.
+  2017), which the outer loop optimizes with θ as the `LR_PREFIX` entries of `meta_parameters`;
+- `first_order` (FO-MAML) holds the inner gradient constant in the meta-gradient.
+
+`GradientInnerLoop` is the component an agent holds (as `inner_loop`); `sample_meta_batch` gives
+the outer loop a `MetaBatch`; `InnerLoopAgent` is what an agent offers through the component
+alone (its policy, `adaptation_returns`, `close`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import vmap
+
+from metarl.agents.parts.config import AgentConfig
+from metarl.agents.parts.seeding import InitRNG
+from metarl.backend.advantages import fitted_advantages
+from metarl.backend.losses import mean_kl
+from metarl.backend.optim import leaves
+from metarl.envs.base import Task
+from metarl.envs.checks import check_nonnegative, check_positive_int
+from metarl.policies import DistParams, Params, call, make_policy, parameters
+from metarl.sampling.episodes import Episodes
+from metarl.sampling.sampler import VectorSampler
+from metarl.sampling.tasks import task_source
+
+LR_PREFIX = "inner_lr."
+"""Names of Meta-SGD's step sizes among the meta-parameters: `inner_lr.` + the parameter's name."""
+
+InnerLoss = Callable[[Tensor, Tensor, Tensor], Tensor]
+"""An inner objective `(log_probs, advantages, mask) -> loss` of one task's episodes [T, E]."""
+
+
+@dataclass
+class InnerLoopConfig(AgentConfig):
+    """Settings of the gradient-based inner loop that MAML and ProMP share
+    (docs/architecture.md §5)."""
+
+    meta_batch_size: int = 40
+    """Tasks per meta-iteration."""
+    episodes_per_task: int = 20
+    """Episodes per task, before and after each inner step."""
+    hidden_sizes: Sequence[int] = (64, 64)
+    """Hidden layers of the tanh MLP policy."""
+    gae_lambda: float = 1.0
+    """GAE λ, inner and outer; 1.0 is the papers' Monte-Carlo return minus baseline."""
+    inner_lr: float = 0.1
+    """α of the inner policy-gradient step (the initial value when `learn_inner_lr`)."""
+    num_inner_steps: int = 1
+    """Inner steps per task."""
+    first_order: bool = False
+    """FO-MAML: treat the inner gradient as a constant in the meta-gradient."""
+    learn_inner_lr: bool = False
+    """Meta-SGD: meta-learn a per-parameter inner step size, starting at `inner_lr`."""
+
+    def __post_init__(self) -> None:
+        """Check the shared fields, then the inner loop's."""
+        AgentConfig.__post_init__(self)
+        for name in ("meta_batch_size", "episodes_per_task", "num_inner_steps"):
+            check_positive_int(name, getattr(self, name))
+        check_nonnegative("inner_lr", self.inner_lr)
+
+
+@dataclass
+class TaskStack:
+    """Episodes of n tasks on a leading task axis, [n, T, E, ...], with the advantages the inner
+    and outer losses need. Every per-task computation runs once for all tasks, by vmap."""
+
+    observations: Tensor  # [n, T, E, obs_dim]
+    actions: Tensor  # [n, T, E, ...]
+    log_probs: Tensor  # [n, T, E] under the policy that sampled them
+    mask: Tensor  # [n, T, E]
+    advantages: Tensor  # [n, T, E] GAE on a per-task linear baseline, normalized per task
+
+    @classmethod
+    def of(cls, episodes: Episodes, discount: float, gae_lambda: float) -> TaskStack:
+        """Stack `episodes` by task; each task's advantages use a baseline fitted to it alone."""
+        per_task = episodes.columns_per_task
+        advantages = torch.zeros_like(episodes.rewards)
+        for i in range(len(episodes.tasks)):
+            cols = slice(i * per_task, (i + 1) * per_task)
+            obs, dones, mask = (
+                episodes.observations[:, cols],
+                episodes.dones[:, cols],
+                episodes.mask[:, cols],
+            )
+            advantages[:, cols] = fitted_advantages(
+                obs,
+                episodes.rewards[:, cols],
+                dones,
+                mask,
+                discount,
+                gae_lambda,
+            )
+
+        def stack(x: Tensor) -> Tensor:
+            return x.reshape(x.shape[0], -1, per_task, *x.shape[2:]).transpose(0, 1)
+
+        return cls(
+            stack(episodes.observations),
+            stack(episodes.actions),
+            stack(episodes.log_probs),
+            stack(episodes.mask),
+            stack(advantages),
+        )
+
+    @property
+    def num_tasks(self) -> int:
+        """n, the length of the task axis."""
+        return self.observations.shape[0]
+
+    def select(self, tasks: Tensor) -> TaskStack:
+        """The stack of the given task indices."""
+        return TaskStack(*(x[tasks] for x in astuple_shallow(self)))
+
+
+@dataclass
+class MetaBatch:
+    """The inner loop run on one meta-iteration's tasks: what the outer loop optimizes on."""
+
+    tasks: list[Task]
+    inner: list[TaskStack]
+    """The episodes each inner step adapted on: pre-update first, one stack per step."""
+    stages: list[Episodes]
+    """The episodes of every stage: pre-update first, post-update last."""
+    adapted: Params
+    """The stacked adapted parameters [n, ...] that sampled the post-update episodes."""
+    post: TaskStack
+    """The post-update episodes, the outer loss's."""
+
+    def metrics(self) -> dict[str, float]:
+        """Mean pre- and post-update episode return, and the env steps of every stage."""
+        return {
+            "pre_return": self.stages[0].episode_returns().mean().item(),
+            "post_return": self.stages[-1].episode_returns().mean().item(),
+            "env_steps": float(sum(e.num_env_steps for e in self.stages)),
+        }
+
+
+class GradientInnerLoop:
+    """The policy, the sampler, the task source and Meta-SGD's step sizes of a gradient-step
+    meta-learner, and its inner loop with the objective `inner_loss` (see the module docstring).
+
+    Adapted parameters are stacked per task ([n, ...] for each name), so the inner steps and the
+    outer losses and KLs of all tasks are single vmapped computations.
+    """
+
+    def __init__(
+        self,
+        env: str,
+        config: InnerLoopConfig,
+        inner_loss: InnerLoss,
+        *,
+        env_kwargs: dict | None = None,
+    ) -> None:
+        """Build the sampler (one env per episode of the meta-batch), the seeded task source and
+        the policy, whose initial weights come from the stream of `config.seed`."""
+        self.config = cfg = config
+        self.inner_loss = inner_loss
+        env_kwargs = env_kwargs or {}  # the env's own settings (a paper's velocity range, say)
+        self.sampler = VectorSampler(
+            env,
+            cfg.meta_batch_size * cfg.episodes_per_task,
+            env_kwargs=env_kwargs,
+            horizon=cfg.horizon,
+            seed=cfg.seed,
+            num_workers=cfg.num_workers,
+        )
+        self.task_env = task_source(self.sampler.env_id, env_kwargs, cfg.seed)
+        with InitRNG(cfg.seed):
+            self.policy = make_policy(
+                self.sampler.observation_space, self.sampler.action_space, cfg.hidden_sizes
+            )
+        # Meta-SGD's α per parameter name (read only when `learn_inner_lr`).
+        self.step_sizes = {
+            name: torch.full_like(p, cfg.inner_lr) for name, p in self.policy.named_parameters()
+        }
+        self._forward = vmap(lambda p, obs: call(self.policy, p, obs))
+
+    # ----- parameters -------------------------------------------------------------------------
+
+    def meta_parameters(self) -> Params:
+        """What the outer loop optimizes: the policy's parameters (and Meta-SGD's step sizes)."""
+        params = parameters(self.policy)
+        if self.config.learn_inner_lr:
+            params.update({LR_PREFIX + name: lr for name, lr in self.step_sizes.items()})
+        return params
+
+    def step_size(self, meta_params: Params, name: str) -> Tensor | float:
+        """α for the parameter `name`: learned (Meta-SGD) or the configured constant."""
+        if self.config.learn_inner_lr:
+            return meta_params[LR_PREFIX + name]
+        return self.config.inner_lr
+
+    def load_meta_parameters(self, params: Params) -> None:
+        """Copy outer-loop parameters (as from `meta_parameters`) into the policy and step sizes."""
+        with torch.no_grad():
+            for name, param in self.policy.named_parameters():
+                param.copy_(params[name])
+            if self.config.learn_inner_lr:
+                for name, lr in self.step_sizes.items():
+                    lr.copy_(params[LR_PREFIX + name])
+
+    # ----- the policy under per-task parameters -----------------------------------------------
+
+    def dist_params(self, stacked: Params, observations: Tensor) -> DistParams:
+        """The policy's distribution parameters on `observations` [n, T, E, obs_dim] under
+        per-task parameters `stacked` ([n, ...] each)."""
+        return self._forward(stacked, observations)
+
+    def log_probs(self, stacked: Params, observations: Tensor, actions: Tensor) -> Tensor:
+        """log π(a|s) [n, T, E] under per-task parameters `stacked` ([n, ...] each)."""
+        dist = self.policy.action_dist.distribution(self.dist_params(stacked, observations))
+        return dist.log_prob(actions)
+
+    def kl(self, old_dist_params: DistParams, stacked: Params, stack: TaskStack) -> Tensor:
+        """Mean over tasks of KL(old ‖ the policy under `stacked`) on the states of `stack`,
+        `old_dist_params` being the old policies' distribution parameters there."""
+        new_dist_params = self.dist_params(stacked, stack.observations)
+        dist = self.policy.action_dist.distribution
+        kls = vmap(lambda old, new, mask: mean_kl(dist(old), dist(new), mask))(
+            old_dist_params, new_dist_params, stack.mask
+        )
+        return kls.mean()
+
+    # ----- adaptation -------------------------------------------------------------------------
+
+    def inner_step(self, meta_params: Params, stacked: Params, stack: TaskStack) -> Params:
+        """θ'_i = θ_i − α ⊙ ∇ L_inner,i(θ_i) for every task i at once, differentiable w.r.t.
+        meta_params; with `first_order` the gradient is a constant (FO-MAML)."""
+        log_probs = self.log_probs(stacked, stack.observations, stack.actions)
+        losses = vmap(self.inner_loss)(log_probs, stack.advantages, stack.mask)
+        # Task i's loss depends only on its own slice, so one backward gives every task's gradient.
+        grads = torch.autograd.grad(
+            losses.sum(), list(stacked.values()), create_graph=not self.config.first_order
+        )
+        return {
+            name: p - self.step_size(meta_params, name) * g
+            for (name, p), g in zip(stacked.items(), grads, strict=True)
+        }
+
+    def adapt(self, meta_params: Params, stacks: Sequence[TaskStack]) -> Params:
+        """Each task's parameters after one inner step on each of `stacks` in turn, [n, ...]."""
+        stacked = expand_tasks(meta_params, stacks[0].num_tasks)
+        for stack in stacks:
+            stacked = self.inner_step(meta_params, stacked, stack)
+        return stacked
+
+    def sample_adaptation(
+        self, tasks: Sequence[Task], num_steps: int, deterministic: bool = False
+    ) -> tuple[list[TaskStack], list[Episodes], Params | None]:
+        """Run the inner loop on `tasks`: episodes with θ, then after each of `num_steps` inner
+        steps. Returns the inner stacks, the Episodes of every stage (num_steps + 1) and the
+        stacked adapted parameters the last stage ran (None when num_steps is 0)."""
+        cfg = self.config
+        meta_params = _detach(self.meta_parameters())
+        inner: list[TaskStack] = []
+        stacked: Params | None = None
+        stages = []
+        for step in range(num_steps + 1):
+            per_task = None if stacked is None else _unstack(stacked)
+            episodes = self.sampler.sample(
+                self.policy, tasks, cfg.episodes_per_task, per_task, deterministic=deterministic
+            )
+            stages.append(episodes)
+            if step < num_steps:
+                inner.append(TaskStack.of(episodes, cfg.discount, cfg.gae_lambda))
+                stacked = _detach(self.adapt(leaves(meta_params), inner))
+        return inner, stages, stacked
+
+    def sample_meta_batch(self) -> MetaBatch:
+        """Draw `meta_batch_size` tasks and run `num_inner_steps` inner steps on each."""
+        cfg = self.config
+        tasks = self.task_env.sample_tasks(cfg.meta_batch_size)
+        inner, stages, adapted = self.sample_adaptation(tasks, cfg.num_inner_steps)
+        post = TaskStack.of(stages[-1], cfg.discount, cfg.gae_lambda)
+        return MetaBatch(tasks, inner, stages, adapted, post)
+
+    def adaptation_returns(
+        self, tasks: Sequence[Task], num_steps: int, deterministic: bool = False
+    ) -> Tensor:
+        """Mean episode return of each task after 0, 1, …, num_steps inner steps [K+1, tasks]."""
+        _, stages, _ = self.sample_adaptation(tasks, num_steps, deterministic)
+        return torch.stack([e.episode_returns().reshape(len(tasks), -1).mean(1) for e in stages])
+
+    # ----- checkpoints ------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Policy, inner step sizes, and the task and sampler RNG states."""
+        return {
+            "policy": self.policy.state_dict(),
+            "inner_lrs": self.step_sizes,
+            "task_rng": self.task_env.np_random.bit_generator.state,
+            "sampler": self.sampler.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned (other keys of `state` are the agent's)."""
+        self.policy.load_state_dict(state["policy"])
+        with torch.no_grad():
+            for name, lr in self.step_sizes.items():
+                lr.copy_(state["inner_lrs"][name])
+        self.task_env.np_random.bit_generator.state = state["task_rng"]
+        self.sampler.load_state_dict(state["sampler"])
+
+    def close(self) -> None:
+        """Release the sampler."""
+        self.sampler.close()
+
+
+class InnerLoopAgent:
+    """The part of an agent built on a `GradientInnerLoop` that is the inner loop's alone: its
+    policy, `adaptation_returns` for `metarl evaluate`, and `close` (docs/architecture.md §3).
+    Each agent sets `inner_loop` and adds its own outer loop, config and checkpoint state."""
+
+    inner_loop: GradientInnerLoop
+
+    @property
+    def policy(self) -> nn.Module:
+        """The pre-update policy θ."""
+        return self.inner_loop.policy
+
+    def adaptation_returns(
+        self, tasks: Sequence[Task], num_steps: int, deterministic: bool = False
+    ) -> Tensor:
+        """Mean episode return of each task after 0, 1, …, num_steps inner steps [K+1, tasks]."""
+        return self.inner_loop.adaptation_returns(tasks, num_steps, deterministic)
+
+    def close(self) -> None:
+        """Release the sampler."""
+        self.inner_loop.close()
+
+
+def policy_parameters(meta_params: Params) -> Params:
+    """The policy's part of `meta_params`: without Meta-SGD's step sizes."""
+    return {name: p for name, p in meta_params.items() if not name.startswith(LR_PREFIX)}
+
+
+def expand_tasks(meta_params: Params, num_tasks: int) -> Params:
+    """The policy part of `meta_params` repeated for `num_tasks` tasks, [n, ...] (views)."""
+    return {
+        name: p.expand(num_tasks, *p.shape) for name, p in policy_parameters(meta_params).items()
+    }
+
+
+def astuple_shallow(stack: TaskStack) -> tuple[Tensor, ...]:
+    """The stack's tensors in field order (dataclasses.astuple would deep-copy them)."""
+    return tuple(getattr(stack, f.name) for f in fields(stack))
+
+
+def _detach(params: Params) -> Params:
+    return {name: p.detach() for name, p in params.items()}
+
+
+def _unstack(stacked: Params) -> list[Params]:
+    """Per-task parameter dicts from stacked [n, ...] tensors (the sampler's form)."""
+    num_tasks = next(iter(stacked.values())).shape[0]
+    return [{name: p[i] for name, p in stacked.items()} for i in range(num_tasks)]
