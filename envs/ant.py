@@ -19,7 +19,7 @@ from gymnasium.envs.mujoco.ant_v5 import AntEnv
 
 from metarl.envs.base import ScalarChoice, UniformDisk, UniformScalar
 from metarl.envs.checks import check_choices, check_nonnegative, check_range
-from metarl.envs.mujoco_task import MujocoTaskEnv
+from metarl.envs.mujoco_task import MujocoTaskEnv, Transitions
 
 
 class AntTaskEnv(MujocoTaskEnv, AntEnv):
@@ -49,24 +49,17 @@ class AntTaskEnv(MujocoTaskEnv, AntEnv):
             **kwargs,
         )
 
-    def reward_terms(
-        self,
-        task_values: np.ndarray,
-        qpos_before: np.ndarray,
-        qpos_after: np.ndarray,
-        actions: np.ndarray,
-        cfrc_ext: np.ndarray,
-    ) -> dict[str, np.ndarray]:
+    def reward_terms(self, batch: Transitions) -> dict[str, np.ndarray]:
         """`reward_task`, `reward_survive`, `reward_ctrl`, `reward_contact`, each [B]; the torso
         velocity is the qpos finite difference over `dt`."""
-        xy = qpos_after[:, :2]
-        xy_velocity = (xy - qpos_before[:, :2]) / self.dt
-        healthy = ~self.batch_unhealthy(qpos_after)
-        contact = np.clip(cfrc_ext, *self._contact_force_range)
+        xy = batch.qpos_after[:, :2]
+        xy_velocity = (xy - batch.qpos_before[:, :2]) / self.dt
+        healthy = ~self.batch_unhealthy(batch.qpos_after)
+        contact = np.clip(batch.cfrc_ext, *self._contact_force_range)
         return {
-            "reward_task": self.task_reward(task_values, xy_velocity, xy),
+            "reward_task": self.task_reward(batch.task_values, xy_velocity, xy),
             "reward_survive": self._healthy_reward * healthy,
-            "reward_ctrl": -self._ctrl_cost_weight * np.sum(actions**2, axis=1),
+            "reward_ctrl": -self._ctrl_cost_weight * np.sum(batch.actions**2, axis=1),
             "reward_contact": -self._contact_cost_weight * np.sum(contact**2, axis=(1, 2)),
         }
 

@@ -15,7 +15,7 @@ from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 
 from metarl.envs.base import ScalarChoice, UniformScalar
 from metarl.envs.checks import check_choices, check_nonnegative, check_range
-from metarl.envs.mujoco_task import MujocoTaskEnv
+from metarl.envs.mujoco_task import MujocoTaskEnv, Transitions
 
 
 class HalfCheetahTaskEnv(MujocoTaskEnv, HalfCheetahEnv):
@@ -27,20 +27,13 @@ class HalfCheetahTaskEnv(MujocoTaskEnv, HalfCheetahEnv):
             ctrl_cost_weight=check_nonnegative("ctrl_cost_weight", ctrl_cost_weight), **kwargs
         )
 
-    def reward_terms(
-        self,
-        task_values: np.ndarray,
-        qpos_before: np.ndarray,
-        qpos_after: np.ndarray,
-        actions: np.ndarray,
-        cfrc_ext: np.ndarray,
-    ) -> dict[str, np.ndarray]:
+    def reward_terms(self, batch: Transitions) -> dict[str, np.ndarray]:
         """`reward_task` and `reward_ctrl`, each [B]; v_x is the root-x finite difference over
-        `dt` (`cfrc_ext` is unused)."""
-        x_velocity = (qpos_after[:, 0] - qpos_before[:, 0]) / self.dt
+        `dt` (contact forces are unused)."""
+        x_velocity = (batch.qpos_after[:, 0] - batch.qpos_before[:, 0]) / self.dt
         return {
-            "reward_task": self.task_reward(task_values, x_velocity),
-            "reward_ctrl": -self._ctrl_cost_weight * np.sum(actions**2, axis=1),
+            "reward_task": self.task_reward(batch.task_values, x_velocity),
+            "reward_ctrl": -self._ctrl_cost_weight * np.sum(batch.actions**2, axis=1),
         }
 
     def batch_observations(

@@ -8,7 +8,7 @@ needs observations, rewards and terminations for all of them at once (docs/archi
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -16,6 +16,21 @@ from metarl.envs import mujoco_warnings
 from metarl.envs.base import TaskEnv
 
 mujoco_warnings.install()
+
+
+class Transitions(NamedTuple):
+    """B physics transitions, what a reward needs of them: arrays with a leading batch axis."""
+
+    task_values: np.ndarray
+    """`task_vector` of each env's task, [B, k]."""
+    qpos_before: np.ndarray
+    """Joint positions before the step, [B, nq]."""
+    qpos_after: np.ndarray
+    """Joint positions after the step, [B, nq]."""
+    actions: np.ndarray
+    """The actions taken, float64 [B, nu]."""
+    cfrc_ext: np.ndarray
+    """External contact forces after the step, [B, nbody, 6]."""
 
 
 class MujocoTaskEnv(TaskEnv, ABC):
@@ -41,30 +56,20 @@ class MujocoTaskEnv(TaskEnv, ABC):
         return super().step(action)
 
     def _get_rew(self, x_velocity: float, action: np.ndarray) -> tuple[float, dict[str, Any]]:
-        terms = self.reward_terms(
+        batch = Transitions(
             self.task_vector(self._current_task())[None],
             self._qpos_before[None],
             self.data.qpos[None],
             np.asarray(action, dtype=np.float64)[None],
             self.data.cfrc_ext[None],
         )
+        terms = self.reward_terms(batch)
         terms = {name: float(value[0]) for name, value in terms.items()}
         return sum(terms.values()), {**terms, "task": self._task_info()}
 
     @abstractmethod
-    def reward_terms(
-        self,
-        task_values: np.ndarray,
-        qpos_before: np.ndarray,
-        qpos_after: np.ndarray,
-        actions: np.ndarray,
-        cfrc_ext: np.ndarray,
-    ) -> dict[str, np.ndarray]:
-        """Reward terms `{name: [B]}` that sum to the reward of B transitions.
-
-        task_values [B, k] (`task_vector` of each env's task), qpos [B, nq] before and after the
-        step, actions [B, nu], cfrc_ext [B, nbody, 6] after the step.
-        """
+    def reward_terms(self, batch: Transitions) -> dict[str, np.ndarray]:
+        """Reward terms `{name: [B]}` that sum to the reward of the B transitions."""
 
     @abstractmethod
     def batch_observations(

@@ -23,7 +23,7 @@ from gymnasium.utils import seeding
 from mujoco import rollout
 
 from metarl.envs.base import Task
-from metarl.envs.mujoco_task import MujocoTaskEnv
+from metarl.envs.mujoco_task import MujocoTaskEnv, Transitions
 
 INTEGRATION = mujoco.mjtState.mjSTATE_INTEGRATION  # the threads path: exact, warm start too
 FULLPHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS  # what mujoco.rollout takes and returns
@@ -83,13 +83,14 @@ class MujocoBatchEnv:
         else:
             self._step_rollout(env_ids, actions)
         qpos, qvel = self.state[env_ids, self._qpos], self.state[env_ids, self._qvel]
-        terms = self.env.reward_terms(
+        batch = Transitions(
             self.task_values[env_ids],
             qpos_before,
             qpos,
             actions.astype(np.float64),
             self.cfrc_ext[env_ids],
         )
+        terms = self.env.reward_terms(batch)
         rewards = sum(terms.values())
         terminated = self.env.batch_terminated(qpos, qvel)
         return self._observations(env_ids), rewards, terminated, np.zeros_like(terminated)
