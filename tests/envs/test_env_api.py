@@ -114,12 +114,17 @@ def test_tasks_are_json_dicts_that_survive_reset(env_id):
     assert json.loads(json.dumps(env.get_task())) == task
 
 
-@pytest.mark.parametrize("env_id", ENV_IDS)
-def test_get_task_returns_a_deep_copy(env_id):
+def env_with_task(env_id):
+    """A freshly reset env, its task and the task's first field."""
     env = make(env_id)
     env.reset(seed=0)
     task = env.get_task()
-    field = next(iter(task))
+    return env, task, next(iter(task))
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_get_task_returns_a_deep_copy(env_id):
+    env, task, field = env_with_task(env_id)
     if isinstance(task[field], list):
         task[field][0] = "changed"
     else:
@@ -153,10 +158,7 @@ def test_different_tasks_give_different_rewards_for_the_same_actions(env_id):
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_malformed_tasks_raise_value_error_naming_the_field(env_id):
-    env = make(env_id)
-    env.reset(seed=0)
-    task = env.get_task()
-    field = next(iter(task))
+    env, task, field = env_with_task(env_id)
     value = task[field]
     bad_values = {
         "non-finite": np.full(np.shape(value), math.nan).tolist(),
