@@ -12,13 +12,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
-from metarl.agents.parts.config import AgentConfig
+from metarl.agents.parts.config import AgentConfig, OwnsSampler
 from metarl.agents.parts.seeding import InitRNG
 from metarl.agents.parts.trust_region import TrustRegionConfig, trust_region_update
 from metarl.backend.advantages import fitted_advantages
@@ -27,7 +27,6 @@ from metarl.envs.base import Task
 from metarl.envs.checks import check_nonnegative, check_positive_int
 from metarl.policies import Params, make_recurrent_policy, unroll
 from metarl.sampling.episodes import Episodes
-from metarl.sampling.sampler import VectorSampler
 from metarl.sampling.tasks import task_source
 
 Previous = tuple[Tensor, Tensor, Tensor]  # previous (action, reward, done), each [T, B, ...]
@@ -108,7 +107,7 @@ def trial_ends(mask: Tensor) -> Tensor:
     return ends
 
 
-class RL2(ABC):
+class RL2(OwnsSampler, ABC):
     """RL² on a metarl task env; subclasses supply the outer `update` (TRPO or PPO).
 
     env: a metarl task env id or short name; env_kwargs go to `gymnasium.make`.
@@ -123,14 +122,7 @@ class RL2(ABC):
         the task source and the GRU policy, all seeded by `config.seed`."""
         self.config = cfg = config
         env_kwargs = env_kwargs or {}
-        self.sampler = VectorSampler(
-            env,
-            cfg.meta_batch_size,
-            env_kwargs=env_kwargs,
-            horizon=cfg.horizon,
-            seed=cfg.seed,
-            num_workers=cfg.num_workers,
-        )
+        self.sampler = cfg.make_sampler(env, cfg.meta_batch_size, env_kwargs)
         try:
             self.task_env = task_source(self.sampler.env_id or env, env_kwargs, cfg.seed)
         except ValueError:
@@ -212,18 +204,6 @@ class RL2(ABC):
         self.policy.load_state_dict(state["policy"])
         self.task_env.np_random.bit_generator.state = state["task_rng"]
         self.sampler.load_state_dict(state["sampler"])
-
-    def close(self) -> None:
-        """Release the sampler."""
-        self.sampler.close()
-
-    def __enter__(self: Self) -> Self:
-        """The agent itself; leaving the block closes it."""
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        """Release the sampler, whether or not the block raised."""
-        self.close()
 
 
 class RL2TRPO(RL2):

@@ -4,8 +4,11 @@ with its own fields (docs/architecture.md §5)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
 
 from metarl.envs.checks import check_positive_int
+from metarl.sampling.sampler import VectorSampler
 
 
 @dataclass
@@ -30,3 +33,41 @@ class AgentConfig:
         check_positive_int("iterations", self.iterations)
         if not 0 <= self.discount <= 1:
             raise ValueError(f"discount must lie in [0, 1], got {self.discount}")
+
+    def make_sampler(
+        self, env: str, num_envs: int, env_kwargs: dict[str, Any] | None = None
+    ) -> VectorSampler:
+        """A sampler of `num_envs` envs of `env` (`env_kwargs` go to `gymnasium.make`) with these
+        settings' horizon, seed and workers: every agent's sampler is made here."""
+        return VectorSampler(
+            env,
+            num_envs,
+            env_kwargs=env_kwargs,
+            horizon=self.horizon,
+            seed=self.seed,
+            num_workers=self.num_workers,
+        )
+
+
+class OwnsSampler:
+    """`close`, and use as a context manager, for an agent whose `sampler` holds threads or
+    worker processes that must be released."""
+
+    sampler: VectorSampler
+
+    def close(self) -> None:
+        """Release the sampler's threads or worker processes."""
+        self.sampler.close()
+
+    def __enter__(self) -> Self:
+        """The agent itself; leaving the block closes it."""
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Release the sampler, whether or not the block raised."""
+        self.close()

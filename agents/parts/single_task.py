@@ -10,20 +10,17 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import gymnasium as gym
 from torch import Tensor
 from torch.distributions import Distribution
 
-from metarl.agents.parts.config import AgentConfig
+from metarl.agents.parts.config import AgentConfig, OwnsSampler
 from metarl.agents.parts.seeding import InitRNG
 from metarl.envs.base import Task, TaskEnv
 from metarl.policies import Params, call, make_policy
 from metarl.sampling.episodes import Episodes
-from metarl.sampling.sampler import VectorSampler
-
-Trainer = TypeVar("Trainer", bound="SingleTaskTrainer")
 
 
 @dataclass
@@ -44,7 +41,7 @@ class SingleTaskConfig(AgentConfig):
     gains nothing from worker processes)."""
 
 
-class SingleTaskTrainer(ABC):
+class SingleTaskTrainer(OwnsSampler, ABC):
     """Owns the sampler (close it, or use the trainer as a context manager) and the policy.
 
     Subclasses implement `update(episodes) -> metrics`; `train_step` samples a fresh batch with
@@ -58,14 +55,7 @@ class SingleTaskTrainer(ABC):
         task (None for a task-free env) and the policy, all seeded by `config.seed`."""
         self.init_rng = InitRNG(config.seed)  # initial weights of the policy (and value function)
         self.episodes_per_task = config.episodes_per_task
-        self.sampler = VectorSampler(
-            env,
-            config.episodes_per_task,
-            env_kwargs=env_kwargs,
-            horizon=config.horizon,
-            seed=config.seed,
-            num_workers=config.num_workers,
-        )
+        self.sampler = config.make_sampler(env, config.episodes_per_task, env_kwargs)
         self.tasks = self._the_task(config, env_kwargs or {})
         with self.init_rng:
             self.policy = make_policy(
@@ -119,15 +109,3 @@ class SingleTaskTrainer(ABC):
         """Restore what `state_dict` returned."""
         self.policy.load_state_dict(state["policy"])
         self.sampler.load_state_dict(state["sampler"])
-
-    def close(self) -> None:
-        """Release the sampler's workers."""
-        self.sampler.close()
-
-    def __enter__(self: Trainer) -> Trainer:
-        """The trainer itself; leaving the block closes it."""
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        """Release the sampler's workers, whether or not the block raised."""
-        self.close()
