@@ -1,5 +1,8 @@
-"""The wheel installs envs/ and agents/ as metarl.envs and metarl.agents, never top-level."""
+"""The wheel installs envs/ and agents/ as metarl.envs and metarl.agents, never top-level, and
+declares the `metarl` console script; building it leaves the repository untouched."""
 
+import configparser
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -8,11 +11,50 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+BUILD_OUTPUTS = ("build", "dist", "metarl.egg-info")
+"""What setuptools writes into the source tree it builds from."""
+
+
+def source_files() -> list[str]:
+    """The repository's files, relative to ROOT: tracked ones and untracked ones git does not
+    ignore (what a fresh checkout plus the work in progress holds), or, outside a git checkout,
+    everything but build outputs and caches."""
+    if (ROOT / ".git").exists():
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        ).stdout.decode()
+        return [name for name in listed.split("\0") if name and (ROOT / name).is_file()]
+    skip = {*BUILD_OUTPUTS, ".venv", ".git", "__pycache__", ".pytest_cache", ".ruff_cache"}
+    return [
+        str(path.relative_to(ROOT))
+        for path in ROOT.rglob("*")
+        if path.is_file() and not skip & set(path.relative_to(ROOT).parts)
+    ]
+
+
+def snapshot(paths: tuple[str, ...]) -> dict[str, int]:
+    """Modification time of every file and folder under ROOT / each of `paths` that exists."""
+    found = {}
+    for name in paths:
+        top = ROOT / name
+        if top.exists():
+            for path in [top, *top.rglob("*")]:
+                found[str(path.relative_to(ROOT))] = path.stat().st_mtime_ns
+    return found
 
 
 @pytest.fixture(scope="module")
-def wheel_files(tmp_path_factory):
-    out = tmp_path_factory.mktemp("wheel")
+def wheel(tmp_path_factory):
+    """The wheel built from a temporary copy of the source, and the repository's build outputs
+    before and after."""
+    source, out = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("wheel")
+    for name in source_files():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, source / name)
+    before = snapshot(BUILD_OUTPUTS)
     subprocess.run(
         [
             sys.executable,
@@ -24,13 +66,18 @@ def wheel_files(tmp_path_factory):
             "-q",
             "-w",
             str(out),
-            str(ROOT),
+            str(source),
         ],
         check=True,
         capture_output=True,
     )
-    (wheel,) = out.glob("metarl-*.whl")
-    with zipfile.ZipFile(wheel) as archive:
+    (built,) = out.glob("metarl-*.whl")
+    return built, before, snapshot(BUILD_OUTPUTS)
+
+
+@pytest.fixture(scope="module")
+def wheel_files(wheel):
+    with zipfile.ZipFile(wheel[0]) as archive:
         return archive.namelist()
 
 
@@ -48,8 +95,18 @@ def test_wheel_maps_envs_and_agents_under_metarl(wheel_files):
         assert module in wheel_files
 
 
-def test_wheel_declares_the_console_script(wheel_files, tmp_path):
-    assert any(name.endswith("entry_points.txt") for name in wheel_files)
+def test_wheel_declares_the_console_script(wheel, wheel_files):
+    (name,) = [n for n in wheel_files if n.endswith(".dist-info/entry_points.txt")]
+    with zipfile.ZipFile(wheel[0]) as archive:
+        text = archive.read(name).decode()
+    entry_points = configparser.ConfigParser(interpolation=None)
+    entry_points.read_string(text)
+    assert dict(entry_points["console_scripts"]) == {"metarl": "metarl.cli:main"}, text
+
+
+def test_building_the_wheel_writes_nothing_into_the_repository(wheel):
+    _, before, after = wheel
+    assert after == before  # no build/, dist/ or egg-info written or rewritten
 
 
 def test_env_modules_import_under_metarl():

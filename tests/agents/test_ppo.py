@@ -1,4 +1,5 @@
-"""Single-task PPO: metrics, one update on its own batch, the value function's scale, learning."""
+"""Single-task PPO: metrics, one update on its own batch, the value function's scale, learning
+(the fast learning test CI runs, on Navigation2D: test_learning_single_task.py)."""
 
 import math
 

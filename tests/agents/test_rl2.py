@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from torch.distributions import kl_divergence
 
 from metarl.agents.rl2 import RL2PPO, RL2TRPO, RL2PPOConfig, RL2TRPOConfig, trial_ends
 from metarl.backend.advantages import discounted_returns
@@ -65,16 +66,39 @@ def test_returns_run_over_the_whole_trial_not_the_episode():
     torch.testing.assert_close(returns[:2, 1], torch.tensor([1.5, 1.0]))
 
 
+def rl2_ppo(**values):
+    config = RL2PPOConfig(**{**SMALL, "minibatch_trials": 2, **values})
+    return RL2PPO("bandit", config, env_kwargs={"k": 3})
+
+
 @pytest.mark.parametrize("variant", ["trpo", "ppo"])
 def test_an_update_improves_the_surrogate_within_its_kl_bound(variant):
-    if variant == "trpo":
-        agent = rl2_trpo(max_kl=0.02)
-    else:
-        agent = RL2PPO("bandit", RL2PPOConfig(**SMALL, minibatch_trials=2), env_kwargs={"k": 3})
+    agent = rl2_trpo(max_kl=0.02) if variant == "trpo" else rl2_ppo()
     with agent:
-        metrics = agent.train_step()
+        episodes = agent.sample_trials(agent.task_env.sample_tasks(6), 4)
+        old_policy = copy.deepcopy(agent.policy)
+        metrics = agent.update(episodes, agent.advantages(episodes))
+        # KL(old ‖ new) from the two policies unrolled over the sampled trials, not from the
+        # update's own report.
+        previous = episodes.previous_step_inputs()
+        with torch.no_grad():
+            old = old_policy.action_dist.distribution(
+                unroll(old_policy, None, episodes.observations, previous)
+            )
+            new = agent.distribution(None, episodes.observations, previous)
+    kl = kl_divergence(old, new)[episodes.mask.bool()].mean().item()
     assert metrics["loss_after"] < metrics["loss_before"]
-    assert 0 < metrics["kl"] <= (0.02 if variant == "trpo" else 0.1)
+    assert kl == pytest.approx(metrics["kl"], rel=1e-4)
+    if variant == "trpo":  # the trust region bounds the step
+        assert 0 < kl <= 0.02 * (1 + 1e-4)
+    else:  # PPO's clip bounds it only loosely; a step was taken
+        assert 0 < kl <= 0.1
+
+
+@pytest.mark.parametrize("variant", ["trpo", "ppo"])
+def test_train_step_reports_whole_trial_returns(variant):
+    with rl2_trpo() if variant == "trpo" else rl2_ppo() as agent:
+        metrics = agent.train_step()
     assert metrics["env_steps"] == 6 * 4 and 0 <= metrics["trial_return"] <= 4
     assert metrics["trial_return"] == pytest.approx(4 * metrics["return"])
 
@@ -110,6 +134,7 @@ def test_bad_envs_and_settings_are_named():
         RL2PPOConfig(minibatch_trials=0)
 
 
+# The short learning tests CI runs (two-armed bandits, TRPO and PPO): test_learning_rl2.py.
 @pytest.mark.slow
 def test_rl2_learns_to_beat_random_on_five_armed_bandits():
     """Duan et al.'s n=10, k=5 row: random pulls average 5.0 per trial, the paper's RL² 6.7."""

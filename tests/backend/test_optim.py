@@ -104,11 +104,17 @@ def test_hessian_operator_through_an_inner_sgd_step_is_second_order():
         }
         return _regression_loss(adapted, x2, y2)
 
-    expected = _explicit_hessian(adapted_loss, params) @ v
-    first_order = _explicit_hessian(lambda p: adapted_loss(p, first_order=True), params) @ v
+    second_hessian = _explicit_hessian(adapted_loss, params)
+    first_hessian = _explicit_hessian(lambda p: adapted_loss(p, first_order=True), params)
     product = hessian_operator(adapted_loss, params)(v)
-    torch.testing.assert_close(product, expected)
-    assert (product - first_order).abs().max() > 1e-3
+    torch.testing.assert_close(product, second_hessian @ v)
+    # The two Hessians differ, so matching the second-order one is a check the first-order
+    # one would fail. Measured relative differences: 1.08 between the matrices (Frobenius),
+    # 0.85 between their products with v; the bars are about half of those.
+    relative = (second_hessian - first_hessian).norm() / second_hessian.norm()
+    assert relative > 0.5, relative
+    product_gap = (product - first_hessian @ v).norm() / product.norm()
+    assert product_gap > 0.4, product_gap
 
 
 def _gaussian_kl_problem(seed: int):
