@@ -8,9 +8,15 @@ meta-gradient goes through the inner update exactly (second order) unless `first
 (FO-MAML). This module is that outer loop (docs/architecture.md §5).
 
 Variants, as config switches on the same algorithm:
-- Meta-SGD (Li et al. 2017): `learn_inner_lr` meta-learns one inner step size per parameter.
+- Meta-SGD (Li et al. 2017): `learn_inner_lr` meta-learns one inner step size per parameter
+  (as its log, so that it stays positive).
 - E-MAML (Stadie et al. 2018): `exploration_weight` > 0 adds the term that credits the
   pre-update episodes with the post-update return they led to.
+
+The TRPO step differentiates the loss once and the KL's curvature once, through the inner
+steps; its line search only evaluates them, on the same closures without the inner step's
+second-order graph (`create_graph=False`: the same values). A non-finite term of the loss is a
+`FloatingPointError` naming it.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from metarl.agents.parts.inner_loop import (
 )
 from metarl.agents.parts.trust_region import TrustRegionConfig
 from metarl.backend.losses import masked_mean, surrogate_loss, vpg_loss
-from metarl.backend.optim import trpo_step
+from metarl.backend.optim import check_finite, trpo_step
 from metarl.envs.checks import check_nonnegative
 from metarl.policies import DistParams, Params, call
 from metarl.policies.distributions import map_dist_params
@@ -51,10 +57,24 @@ class MAMLConfig(InnerLoopConfig, TrustRegionConfig):
     None uses all. The line search always checks the KL of every task."""
 
     def __post_init__(self) -> None:
-        """Check the inner loop's fields, the trust region's and E-MAML's weight."""
+        """Check the inner loop's fields, the trust region's and E-MAML's weight (whose credit,
+        standardized across the batch's tasks, needs two tasks or more)."""
         InnerLoopConfig.__post_init__(self)
         TrustRegionConfig.__post_init__(self)
         check_nonnegative("exploration_weight", self.exploration_weight)
+        if self.exploration_weight > 0 and self.meta_batch_size < 2:
+            raise ValueError(
+                f"exploration_weight > 0 (E-MAML) needs meta_batch_size >= 2, got "
+                f"meta_batch_size={self.meta_batch_size}: its credit is the post-update return "
+                "standardized across the batch's tasks"
+            )
+
+
+def vpg_inner_loss(
+    log_probs: Tensor, sampling_log_probs: Tensor, advantages: Tensor, mask: Tensor
+) -> Tensor:
+    """MAML's inner objective, `vpg_loss` (the sampling log-probs are not used)."""
+    return vpg_loss(log_probs, advantages, mask)
 
 
 class MAML(InnerLoopAgent):
@@ -66,7 +86,7 @@ class MAML(InnerLoopAgent):
     ) -> None:
         """Build the inner loop (sampler, tasks, policy) for `env` and the Fisher-subset RNG."""
         self.config = cfg = config or MAMLConfig()
-        self.inner_loop = GradientInnerLoop(env, cfg, vpg_loss, env_kwargs=env_kwargs)
+        self.inner_loop = GradientInnerLoop(env, cfg, vpg_inner_loss, env_kwargs=env_kwargs)
         self._task_generator = torch.Generator().manual_seed(cfg.seed)  # Fisher subsets
 
     def train_step(self) -> dict[str, float]:
@@ -78,11 +98,18 @@ class MAML(InnerLoopAgent):
         old_dist_params = self.inner_loop.dist_params(batch.adapted, post.observations)
         credit = self._exploration_credit(batch.stages[-1]) if cfg.exploration_weight else None
 
-        def loss_fn(meta_params: Params) -> Tensor:
-            return self.outer_loss(meta_params, inner, post, credit)
+        def loss_fn(meta_params: Params) -> Tensor:  # differentiated once, at θ: checked
+            terms = self.outer_terms(meta_params, inner, post, credit)
+            return sum(check_finite(value, name) for name, value in terms.items())
 
         def kl_fn(meta_params: Params) -> Tensor:
             return self.outer_kl(meta_params, inner, post, old_dist_params)
+
+        def loss_value_fn(meta_params: Params) -> Tensor:  # the line search's candidates
+            return self.outer_loss(meta_params, inner, post, credit, create_graph=False)
+
+        def kl_value_fn(meta_params: Params) -> Tensor:
+            return self.outer_kl(meta_params, inner, post, old_dist_params, create_graph=False)
 
         fisher_kl_fn = None
         if cfg.fisher_tasks and cfg.fisher_tasks < len(batch.tasks):
@@ -100,9 +127,32 @@ class MAML(InnerLoopAgent):
             self.inner_loop.meta_parameters(),
             **cfg.trpo_kwargs(),
             fisher_kl_fn=fisher_kl_fn,
+            loss_value_fn=loss_value_fn,
+            kl_value_fn=kl_value_fn,
         )
         self.inner_loop.load_meta_parameters(new_params)
         return {**batch.metrics(), **{name: float(value) for name, value in info.items()}}
+
+    def outer_terms(
+        self,
+        meta_params: Params,
+        inner: Sequence[TaskStack],
+        post: TaskStack,
+        credit: Tensor | None = None,
+        *,
+        create_graph: bool = True,
+    ) -> dict[str, Tensor]:
+        """The terms of `outer_loss` by name: "surrogate loss", and "E-MAML exploration term"
+        (weighted) when `credit` is given."""
+        adapted = self.inner_loop.adapt(meta_params, inner, create_graph=create_graph)
+        log_probs = self.inner_loop.log_probs(adapted, post.observations, post.actions)
+        losses = vmap(surrogate_loss)(log_probs, post.log_probs, post.advantages, post.mask)
+        terms = {"surrogate loss": losses.mean()}
+        if credit is not None:
+            terms["E-MAML exploration term"] = self.config.exploration_weight * (
+                self._exploration_loss(meta_params, inner[0], credit)
+            )
+        return terms
 
     def outer_loss(
         self,
@@ -110,18 +160,14 @@ class MAML(InnerLoopAgent):
         inner: Sequence[TaskStack],
         post: TaskStack,
         credit: Tensor | None = None,
+        *,
+        create_graph: bool = True,
     ) -> Tensor:
         """The meta-objective to minimize: the mean over tasks of the TRPO surrogate of the
-        adapted policy on its post-update episodes (plus E-MAML's term when `credit` is given)."""
-        adapted = self.inner_loop.adapt(meta_params, inner)
-        log_probs = self.inner_loop.log_probs(adapted, post.observations, post.actions)
-        losses = vmap(surrogate_loss)(log_probs, post.log_probs, post.advantages, post.mask)
-        loss = losses.mean()
-        if credit is not None:
-            loss = loss + self.config.exploration_weight * self._exploration_loss(
-                meta_params, inner[0], credit
-            )
-        return loss
+        adapted policy on its post-update episodes (plus E-MAML's term when `credit` is given).
+        create_graph=False: the same value, without the inner step's second-order graph."""
+        terms = self.outer_terms(meta_params, inner, post, credit, create_graph=create_graph)
+        return sum(terms.values())
 
     def outer_kl(
         self,
@@ -129,9 +175,13 @@ class MAML(InnerLoopAgent):
         inner: Sequence[TaskStack],
         post: TaskStack,
         old_dist_params: DistParams,
+        *,
+        create_graph: bool = True,
     ) -> Tensor:
-        """Mean over tasks of KL(old adapted ‖ adapted under meta_params) on post-update states."""
-        return self.inner_loop.kl(old_dist_params, self.inner_loop.adapt(meta_params, inner), post)
+        """Mean over tasks of KL(old adapted ‖ adapted under meta_params) on post-update states
+        (create_graph=False: the same value, without the second-order graph)."""
+        adapted = self.inner_loop.adapt(meta_params, inner, create_graph=create_graph)
+        return self.inner_loop.kl(old_dist_params, adapted, post)
 
     # ----- E-MAML -----------------------------------------------------------------------------
 

@@ -2,10 +2,18 @@
 
 The inner loop is the one MAML uses (`metarl.agents.parts.inner_loop`), with the low-variance
 curvature (LVC) objective in place of VPG: its gradient is VPG's at the sampling policy, but its
-Hessian drops the high-variance term. The outer update, this module, takes several Adam steps on
-a PPO-style clipped surrogate of the adapted policies, penalized by the KL between the old and
-new pre-update policies of every inner step (a soft trust region on the inner loop), in place of
-MAML's TRPO step (docs/architecture.md §5).
+Hessian drops the high-variance term. As in the official code, the objective's denominator is the
+sampling policy π_θo (the episodes' own log-probs), so over the outer Adam steps, at θ ≠ θo, the
+inner gradient keeps the pre-update episodes' importance weights π_θ/π_θo (`lvc_inner_loss`).
+The outer update, this module, takes several Adam steps on a PPO-style clipped surrogate of the
+adapted policies, penalized by η_k times the KL between the old and new policies of each inner
+stage k (a soft trust region on the inner loop), in place of MAML's TRPO step
+(docs/architecture.md §5). The η_k start at `inner_kl_coeff`; with `adaptive_inner_kl` each is
+halved or doubled after every meta-iteration to keep its stage's KL near `target_inner_kl`.
+
+Only the Adam steps' objective builds the inner step's second-order graph; the old stage
+policies and the `loss_after` evaluation take the same values without it. A non-finite term of
+the outer objective is a `FloatingPointError` naming it, raised before the Adam step.
 """
 
 from __future__ import annotations
@@ -24,7 +32,8 @@ from metarl.agents.parts.inner_loop import (
     TaskStack,
     expand_tasks,
 )
-from metarl.backend.losses import clipped_surrogate_loss, lvc_loss
+from metarl.backend.losses import clipped_surrogate_loss, surrogate_loss
+from metarl.backend.optim import check_finite, leaves
 from metarl.envs.checks import check_nonnegative, check_positive_int
 from metarl.policies import DistParams, Params
 from metarl.policies.distributions import map_dist_params
@@ -42,7 +51,14 @@ class ProMPConfig(InnerLoopConfig):
     outer_lr: float = 1e-3
     """Adam step size of the outer loop."""
     inner_kl_coeff: float = 5e-4
-    """η: weight of the KL penalty between old and new pre-update policies."""
+    """η: weight of the KL penalty between old and new policies of each inner stage (the
+    initial value of every η_k when `adaptive_inner_kl`)."""
+    adaptive_inner_kl: bool = False
+    """Adapt η_k of each inner step k after every meta-iteration, by the paper's rule: halve it
+    when the step's inner KL is below `target_inner_kl` / 1.5, double it above
+    `target_inner_kl` · 1.5. The official run scripts keep η fixed."""
+    target_inner_kl: float = 0.01
+    """The inner KL that `adaptive_inner_kl` steers each inner step's η_k towards."""
 
     def __post_init__(self) -> None:
         """Check the inner loop's fields, then the outer loop's."""
@@ -50,6 +66,25 @@ class ProMPConfig(InnerLoopConfig):
         check_positive_int("outer_steps", self.outer_steps)
         for name in ("clip", "outer_lr", "inner_kl_coeff"):
             check_nonnegative(name, getattr(self, name))
+        check_nonnegative("target_inner_kl", self.target_inner_kl, allow_zero=False)
+
+
+def lvc_inner_loss(
+    log_probs: Tensor, sampling_log_probs: Tensor, advantages: Tensor, mask: Tensor
+) -> Tensor:
+    """ProMP's inner objective as its official code computes it: −mean(π_θ/π_θo · A), π_θo the
+    policy that sampled the episodes (`surrogate_loss`). At θ = θo its value, gradient (VPG's)
+    and Hessian (LVC's) are those of `lvc_loss`, −mean(π_θ/⊥π_θ · A); at θ ≠ θo (the later
+    outer steps) the ratio is the importance weight of θo's episodes, where lvc_loss's is 1."""
+    return surrogate_loss(log_probs, sampling_log_probs, advantages, mask)
+
+
+def adapt_inner_kl_coeffs(coeffs: Tensor, kls: Tensor, target: float) -> Tensor:
+    """The paper's rule for the inner-KL coefficients, one per inner step (a new tensor): η_k
+    halved where kl_k < target / 1.5, doubled where kl_k > target · 1.5, else kept."""
+    kls = kls.to(coeffs.dtype)
+    halved = torch.where(kls < target / 1.5, coeffs / 2, coeffs)
+    return torch.where(kls > target * 1.5, coeffs * 2, halved)
 
 
 class ProMP(InnerLoopAgent):
@@ -62,82 +97,129 @@ class ProMP(InnerLoopAgent):
         """Build the inner loop (sampler, tasks, policy) for `env` and the outer Adam optimizer
         over the meta-parameters."""
         self.config = cfg = config or ProMPConfig()
-        self.inner_loop = GradientInnerLoop(env, cfg, lvc_loss, env_kwargs=env_kwargs)
-        for lr in self.inner_loop.step_sizes.values():
-            lr.requires_grad_(cfg.learn_inner_lr)
+        self.inner_loop = GradientInnerLoop(env, cfg, lvc_inner_loss, env_kwargs=env_kwargs)
+        for log_lr in self.inner_loop.log_step_sizes.values():
+            log_lr.requires_grad_(cfg.learn_inner_lr)
         self.optimizer = torch.optim.Adam(
             list(self.inner_loop.meta_parameters().values()), lr=cfg.outer_lr
         )
+        # η_k of each inner step k (float64, [num_inner_steps]): agent state, checkpointed.
+        self.inner_kl_coeffs = self._initial_inner_kl_coeffs()
 
     def train_step(self) -> dict[str, float]:
-        """One meta-iteration; metrics: pre/post-update returns, env steps, outer loss, KL."""
+        """One meta-iteration. Metrics: pre/post-update returns, env steps, the outer objective
+        before the first and after the last Adam step, and the mean inner KL after them (with
+        several inner steps also each step's, `inner_kl_k`, k = 1, 2, …). With
+        `adaptive_inner_kl` also the mean η_k after this iteration's adaptation,
+        `inner_kl_coeff` (and each, `inner_kl_coeff_k`); fixed, they are the config's η."""
         cfg = self.config
         batch = self.inner_loop.sample_meta_batch()
         inner, post = batch.inner, batch.post
         meta_params = self.inner_loop.meta_parameters()
-        with torch.no_grad():  # copies: Adam updates the parameters these were computed from
-            old_pre = [
-                map_dist_params(
-                    torch.clone,
-                    self.inner_loop.dist_params(
-                        self._stage_params(meta_params, inner, k), stack.observations
-                    ),
-                )
-                for k, stack in enumerate(inner)
-            ]
+        old = self._old_stage_dists(meta_params, inner)
 
         losses = []
         for _ in range(cfg.outer_steps):
-            loss, inner_kl = self._outer_objective(meta_params, inner, post, old_pre)
+            loss, _, _ = self._outer_objective(meta_params, inner, post, old, check=True)
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
             losses.append(loss.item())
-        # The inner step differentiates, so this evaluation keeps autograd on.
-        loss_after, inner_kl = self._outer_objective(meta_params, inner, post, old_pre)
-        return {
+        loss_after, _, kls = self._outer_objective(
+            meta_params, inner, post, old, create_graph=False
+        )
+        kls = kls.detach()
+        if cfg.adaptive_inner_kl:
+            self.inner_kl_coeffs = adapt_inner_kl_coeffs(
+                self.inner_kl_coeffs, kls, cfg.target_inner_kl
+            )
+        metrics = {
             **batch.metrics(),
             "loss_before": losses[0],
             "loss_after": loss_after.item(),
-            "inner_kl": inner_kl.item(),
+            "inner_kl": kls.mean().item(),
         }
+        several = len(inner) > 1
+        if several:
+            metrics.update({f"inner_kl_{k}": kl.item() for k, kl in enumerate(kls, 1)})
+        if cfg.adaptive_inner_kl:
+            coeffs = self.inner_kl_coeffs
+            metrics["inner_kl_coeff"] = coeffs.mean().item()
+            if several:
+                metrics.update({f"inner_kl_coeff_{k}": c.item() for k, c in enumerate(coeffs, 1)})
+        return metrics
 
-    def _stage_params(self, meta_params: Params, inner: list[TaskStack], k: int) -> Params:
-        """The per-task parameters that sampled inner stage k: θ for k = 0, else θ after k steps."""
-        if k == 0:
-            return expand_tasks(meta_params, inner[0].num_tasks)
-        return self.inner_loop.adapt(meta_params, inner[:k])
+    def _old_stage_dists(self, meta_params: Params, inner: list[TaskStack]) -> list[DistParams]:
+        """The distribution parameters, on each inner stage k's states, of the policies that
+        sampled it (θ for k = 0, θ after k inner steps after): the anchors of the inner KLs.
+        Copies, since Adam updates the parameters they were computed from."""
+        at = leaves(meta_params)
+        stages = [expand_tasks(at, inner[0].num_tasks)]
+        if len(inner) > 1:  # the last inner step's result sampled the post-update episodes
+            stages = self.inner_loop.adapt_stages(at, inner[:-1], create_graph=False)
+        with torch.no_grad():
+            return [
+                map_dist_params(
+                    torch.clone, self.inner_loop.dist_params(params, stack.observations)
+                )
+                for params, stack in zip(stages, inner, strict=False)
+            ]
 
     def _outer_objective(
         self,
         meta_params: Params,
         inner: list[TaskStack],
         post: TaskStack,
-        old_pre: list[DistParams],
-    ) -> tuple[Tensor, Tensor]:
-        """Clipped surrogate of the adapted policies + η · mean inner KL; returns both parts."""
+        old: list[DistParams],
+        *,
+        create_graph: bool = True,
+        check: bool = False,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The objective, the clipped surrogate of the adapted policies + mean_k(η_k · kl_k),
+        with its two parts: the clipped surrogate and the inner KLs [num_inner_steps].
+        create_graph=False: the same values, without the inner step's second-order graph;
+        check: raise `FloatingPointError` naming a part that is not finite."""
         cfg = self.config
-        adapted = self.inner_loop.adapt(meta_params, inner)
-        log_probs = self.inner_loop.log_probs(adapted, post.observations, post.actions)
+        stages = self.inner_loop.adapt_stages(meta_params, inner, create_graph=create_graph)
+        log_probs = self.inner_loop.log_probs(stages[-1], post.observations, post.actions)
         clipped = vmap(clipped_surrogate_loss, in_dims=(0, 0, 0, 0, None))(
             log_probs, post.log_probs, post.advantages, post.mask, cfg.clip
+        ).mean()
+        kls = torch.stack(
+            [
+                self.inner_loop.kl(anchor, params, stack)
+                for anchor, params, stack in zip(old, stages, inner, strict=False)
+            ]
         )
-        kls = [
-            self.inner_loop.kl(old, self._stage_params(meta_params, inner, k), stack)
-            for k, (old, stack) in enumerate(zip(old_pre, inner, strict=True))
-        ]
-        inner_kl = torch.stack(kls).mean()
-        return clipped.mean() + cfg.inner_kl_coeff * inner_kl, inner_kl
+        if check:
+            check_finite(clipped, "clipped surrogate loss")
+            for k, kl in enumerate(kls, 1):
+                check_finite(kl, f"inner KL of inner step {k}")
+        penalty = (self.inner_kl_coeffs.to(kls.dtype) * kls).mean()
+        return clipped + penalty, clipped, kls
+
+    def _initial_inner_kl_coeffs(self) -> Tensor:
+        cfg = self.config
+        return torch.full((cfg.num_inner_steps,), cfg.inner_kl_coeff, dtype=torch.float64)
 
     # ----- checkpoints ------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """The inner loop's state (policy, step sizes, task and sampler RNGs) and the outer Adam
-        optimizer's."""
-        return {**self.inner_loop.state_dict(), "optimizer": self.optimizer.state_dict()}
+        """The inner loop's state (policy, step sizes, task and sampler RNGs), the outer Adam
+        optimizer's and the inner-KL coefficients η_k."""
+        return {
+            **self.inner_loop.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "inner_kl_coeffs": self.inner_kl_coeffs.clone(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what `state_dict` returned (a checkpoint of the earlier ProMP, a subclass of
-        MAML, also holds MAML's `fisher_rng`, which ProMP never used: it is ignored)."""
+        MAML, also holds MAML's `fisher_rng`, which ProMP never used: it is ignored; one from
+        before the adaptive coefficients has none: they are the configured η)."""
         self.inner_loop.load_state_dict(state)
         self.optimizer.load_state_dict(state["optimizer"])
+        coeffs = state.get("inner_kl_coeffs")
+        self.inner_kl_coeffs = (
+            self._initial_inner_kl_coeffs() if coeffs is None else coeffs.clone().double()
+        )

@@ -9,10 +9,16 @@ with θ'_i. The outer loop then differentiates a loss of the post-update episode
 
 What varies between the agents is passed in or switched by the config:
 - the inner objective L_i: the policy-gradient loss of MAML (Finn et al. 2017, "Model-Agnostic
-  Meta-Learning", §3.2) or ProMP's low-variance curvature objective (Rothfuss et al. 2019);
+  Meta-Learning", §3.2) or ProMP's low-variance curvature objective (Rothfuss et al. 2019),
+  given the log-probs of the policy that sampled the episodes (ProMP's importance weights);
 - α: the configured constant, or one meta-learned step size per parameter (Meta-SGD, Li et al.
-  2017), which the outer loop optimizes with θ as the `LR_PREFIX` entries of `meta_parameters`;
+  2017), α = exp(log α), which the outer loop optimizes with θ as the `LOG_LR_PREFIX` entries of
+  `meta_parameters`: any outer step keeps every α positive;
 - `first_order` (FO-MAML) holds the inner gradient constant in the meta-gradient.
+
+Only the outer loop's differentiated closures build the inner step's second-order graph
+(`create_graph`); the sampling path, and the values an outer loop only evaluates (a line
+search), take the same inner gradient without it, to the same values.
 
 `GradientInnerLoop` is the component an agent holds (as `inner_loop`); `sample_meta_batch` gives
 the outer loop a `MetaBatch`; `InnerLoopAgent` is what an agent offers through the component
@@ -41,11 +47,14 @@ from metarl.sampling.episodes import Episodes
 from metarl.sampling.sampler import VectorSampler
 from metarl.sampling.tasks import task_source
 
-LR_PREFIX = "inner_lr."
-"""Names of Meta-SGD's step sizes among the meta-parameters: `inner_lr.` + the parameter's name."""
+LOG_LR_PREFIX = "log_inner_lr."
+"""Names of Meta-SGD's log step sizes among the meta-parameters: `log_inner_lr.` + the
+parameter's name."""
 
-InnerLoss = Callable[[Tensor, Tensor, Tensor], Tensor]
-"""An inner objective `(log_probs, advantages, mask) -> loss` of one task's episodes [T, E]."""
+InnerLoss = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
+"""An inner objective `(log_probs, sampling_log_probs, advantages, mask) -> loss` of one task's
+episodes [T, E]: log_probs under the parameters being adapted, sampling_log_probs under the
+policy that sampled the episodes (`TaskStack.log_probs`, constants)."""
 
 
 @dataclass
@@ -62,20 +71,21 @@ class InnerLoopConfig(AgentConfig):
     gae_lambda: float = 1.0
     """GAE λ, inner and outer; 1.0 is the papers' Monte-Carlo return minus baseline."""
     inner_lr: float = 0.1
-    """α of the inner policy-gradient step (the initial value when `learn_inner_lr`)."""
+    """α of the inner policy-gradient step (the initial value when `learn_inner_lr`, then > 0)."""
     num_inner_steps: int = 1
     """Inner steps per task."""
     first_order: bool = False
     """FO-MAML: treat the inner gradient as a constant in the meta-gradient."""
     learn_inner_lr: bool = False
-    """Meta-SGD: meta-learn a per-parameter inner step size, starting at `inner_lr`."""
+    """Meta-SGD: meta-learn a per-parameter inner step size α = exp(log α), starting at
+    `inner_lr`."""
 
     def __post_init__(self) -> None:
         """Check the shared fields, then the inner loop's."""
         AgentConfig.__post_init__(self)
         for name in ("meta_batch_size", "episodes_per_task", "num_inner_steps"):
             check_positive_int(name, getattr(self, name))
-        check_nonnegative("inner_lr", self.inner_lr)
+        check_nonnegative("inner_lr", self.inner_lr, allow_zero=not self.learn_inner_lr)
 
 
 @dataclass
@@ -188,26 +198,34 @@ class GradientInnerLoop:
             self.policy = make_policy(
                 self.sampler.observation_space, self.sampler.action_space, cfg.hidden_sizes
             )
-        # Meta-SGD's α per parameter name (read only when `learn_inner_lr`).
-        self.step_sizes = {
-            name: torch.full_like(p, cfg.inner_lr) for name, p in self.policy.named_parameters()
+        # Meta-SGD's log α per parameter name (read only when `learn_inner_lr`).
+        self.log_step_sizes = {
+            name: torch.full_like(p, cfg.inner_lr).log()
+            for name, p in self.policy.named_parameters()
         }
         self._forward = vmap(lambda p, obs: call(self.policy, p, obs))
 
     # ----- parameters -------------------------------------------------------------------------
 
     def meta_parameters(self) -> Params:
-        """What the outer loop optimizes: the policy's parameters (and Meta-SGD's step sizes)."""
+        """What the outer loop optimizes: the policy's parameters (and Meta-SGD's log step
+        sizes)."""
         params = parameters(self.policy)
         if self.config.learn_inner_lr:
-            params.update({LR_PREFIX + name: lr for name, lr in self.step_sizes.items()})
+            params.update({LOG_LR_PREFIX + name: lr for name, lr in self.log_step_sizes.items()})
         return params
 
     def step_size(self, meta_params: Params, name: str) -> Tensor | float:
-        """α for the parameter `name`: learned (Meta-SGD) or the configured constant."""
+        """α for the parameter `name`: learned, exp(log α) (Meta-SGD), or the configured
+        constant."""
         if self.config.learn_inner_lr:
-            return meta_params[LR_PREFIX + name]
+            return meta_params[LOG_LR_PREFIX + name].exp()
         return self.config.inner_lr
+
+    @property
+    def step_sizes(self) -> Params:
+        """Meta-SGD's current α per parameter name, exp(log α) (detached copies)."""
+        return {name: lr.detach().exp() for name, lr in self.log_step_sizes.items()}
 
     def load_meta_parameters(self, params: Params) -> None:
         """Copy outer-loop parameters (as from `meta_parameters`) into the policy and step sizes."""
@@ -215,8 +233,8 @@ class GradientInnerLoop:
             for name, param in self.policy.named_parameters():
                 param.copy_(params[name])
             if self.config.learn_inner_lr:
-                for name, lr in self.step_sizes.items():
-                    lr.copy_(params[LR_PREFIX + name])
+                for name, lr in self.log_step_sizes.items():
+                    lr.copy_(params[LOG_LR_PREFIX + name])
 
     # ----- the policy under per-task parameters -----------------------------------------------
 
@@ -242,26 +260,43 @@ class GradientInnerLoop:
 
     # ----- adaptation -------------------------------------------------------------------------
 
-    def inner_step(self, meta_params: Params, stacked: Params, stack: TaskStack) -> Params:
+    def inner_step(
+        self, meta_params: Params, stacked: Params, stack: TaskStack, *, create_graph: bool = True
+    ) -> Params:
         """θ'_i = θ_i − α ⊙ ∇ L_inner,i(θ_i) for every task i at once, differentiable w.r.t.
-        meta_params; with `first_order` the gradient is a constant (FO-MAML)."""
+        meta_params; with `first_order` (FO-MAML), or without `create_graph` (when only the
+        values are needed, or only the first-order dependence), the gradient is a constant."""
         log_probs = self.log_probs(stacked, stack.observations, stack.actions)
-        losses = vmap(self.inner_loss)(log_probs, stack.advantages, stack.mask)
+        losses = vmap(self.inner_loss)(log_probs, stack.log_probs, stack.advantages, stack.mask)
         # Task i's loss depends only on its own slice, so one backward gives every task's gradient.
         grads = torch.autograd.grad(
-            losses.sum(), list(stacked.values()), create_graph=not self.config.first_order
+            losses.sum(),
+            list(stacked.values()),
+            create_graph=create_graph and not self.config.first_order,
         )
         return {
             name: p - self.step_size(meta_params, name) * g
             for (name, p), g in zip(stacked.items(), grads, strict=True)
         }
 
-    def adapt(self, meta_params: Params, stacks: Sequence[TaskStack]) -> Params:
-        """Each task's parameters after one inner step on each of `stacks` in turn, [n, ...]."""
-        stacked = expand_tasks(meta_params, stacks[0].num_tasks)
+    def adapt_stages(
+        self, meta_params: Params, stacks: Sequence[TaskStack], *, create_graph: bool = True
+    ) -> list[Params]:
+        """Each task's parameters before and after each inner step on `stacks` in turn:
+        len(stacks) + 1 entries, [n, ...] each, θ first (ProMP's inner KLs need every stage)."""
+        stages = [expand_tasks(meta_params, stacks[0].num_tasks)]
         for stack in stacks:
-            stacked = self.inner_step(meta_params, stacked, stack)
-        return stacked
+            stages.append(
+                self.inner_step(meta_params, stages[-1], stack, create_graph=create_graph)
+            )
+        return stages
+
+    def adapt(
+        self, meta_params: Params, stacks: Sequence[TaskStack], *, create_graph: bool = True
+    ) -> Params:
+        """Each task's parameters after one inner step on each of `stacks` in turn, [n, ...].
+        create_graph=False gives the same values without the second-order graph."""
+        return self.adapt_stages(meta_params, stacks, create_graph=create_graph)[-1]
 
     def sample_adaptation(
         self, tasks: Sequence[Task], num_steps: int, deterministic: bool = False
@@ -282,7 +317,12 @@ class GradientInnerLoop:
             stages.append(episodes)
             if step < num_steps:
                 inner.append(TaskStack.of(episodes, cfg.discount, cfg.gae_lambda))
-                stacked = _detach(self.adapt(leaves(meta_params), inner))
+                # One more inner step from the last stage's values: the inner gradient, at the
+                # values `adapt` would compute, without a second-order graph.
+                start = expand_tasks(meta_params, len(tasks)) if stacked is None else stacked
+                stacked = _detach(
+                    self.inner_step(meta_params, leaves(start), inner[-1], create_graph=False)
+                )
         return inner, stages, stacked
 
     def sample_meta_batch(self) -> MetaBatch:
@@ -303,20 +343,34 @@ class GradientInnerLoop:
     # ----- checkpoints ------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """Policy, inner step sizes, and the task and sampler RNG states."""
+        """Policy, inner log step sizes, and the task and sampler RNG states."""
         return {
             "policy": self.policy.state_dict(),
-            "inner_lrs": self.step_sizes,
+            "log_inner_lrs": self.log_step_sizes,
             "task_rng": self.task_env.np_random.bit_generator.state,
             "sampler": self.sampler.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what `state_dict` returned (other keys of `state` are the agent's)."""
+        """Restore what `state_dict` returned (other keys of `state` are the agent's). A
+        checkpoint from before the log parameterization holds α itself, under "inner_lrs":
+        its log is taken, and an α ≤ 0 there (the unconstrained Meta-SGD could learn one) is a
+        `ValueError`."""
         self.policy.load_state_dict(state["policy"])
+        if "log_inner_lrs" in state:
+            log_lrs = state["log_inner_lrs"]
+        else:
+            lrs = {name: torch.as_tensor(lr) for name, lr in state["inner_lrs"].items()}
+            bad = [name for name, lr in lrs.items() if not bool((lr > 0).all())]
+            if self.config.learn_inner_lr and bad:
+                raise ValueError(
+                    f"the checkpoint's Meta-SGD step sizes for {bad} are not all positive, which "
+                    "the log-parameterized step sizes cannot represent"
+                )
+            log_lrs = {name: lr.log() for name, lr in lrs.items()}
         with torch.no_grad():
-            for name, lr in self.step_sizes.items():
-                lr.copy_(state["inner_lrs"][name])
+            for name, lr in self.log_step_sizes.items():
+                lr.copy_(log_lrs[name])
         self.task_env.np_random.bit_generator.state = state["task_rng"]
         self.sampler.load_state_dict(state["sampler"])
 
@@ -349,8 +403,8 @@ class InnerLoopAgent:
 
 
 def policy_parameters(meta_params: Params) -> Params:
-    """The policy's part of `meta_params`: without Meta-SGD's step sizes."""
-    return {name: p for name, p in meta_params.items() if not name.startswith(LR_PREFIX)}
+    """The policy's part of `meta_params`: without Meta-SGD's log step sizes."""
+    return {name: p for name, p in meta_params.items() if not name.startswith(LOG_LR_PREFIX)}
 
 
 def expand_tasks(meta_params: Params, num_tasks: int) -> Params:

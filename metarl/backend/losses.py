@@ -25,13 +25,6 @@ def vpg_loss(log_probs: Tensor, advantages: Tensor, mask: Tensor) -> Tensor:
     return -masked_mean(log_probs * advantages.detach(), mask)
 
 
-def lvc_loss(log_probs: Tensor, advantages: Tensor, mask: Tensor) -> Tensor:
-    """ProMP's low-variance curvature objective (Rothfuss et al. 2019, eq. 9), as a loss:
-    −mean(π/⊥π · A). Its gradient equals VPG's at the sampling policy; its Hessian drops the
-    high-variance score-function term."""
-    return -masked_mean(torch.exp(log_probs - log_probs.detach()) * advantages.detach(), mask)
-
-
 def _ratio(log_probs: Tensor, old_log_probs: Tensor) -> Tensor:
     """Likelihood ratio π(a|s) / π_old(a|s) `[T, B]`, differentiable through `log_probs` only."""
     return torch.exp(log_probs - old_log_probs.detach())

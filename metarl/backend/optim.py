@@ -5,7 +5,11 @@ Parameters are plain `dict[str, Tensor]`, the ones passed to `torch.func.functio
 (docs/architecture.md §3). Objectives are closures `params -> scalar` that may run MAML
 inner-loop steps inside, so every derivative here goes through the closure generically and
 nothing inside it is detached: Hessian-vector products of an adapted objective include the
-second-order terms.
+second-order terms. Where only values are needed (the line search), a caller may pass cheaper
+closures of the same values (`trpo_step`'s `loss_value_fn`, `kl_value_fn`).
+
+A non-finite loss, gradient or step is an error (`FloatingPointError` naming it), never a
+silently rejected step.
 """
 
 from __future__ import annotations
@@ -31,6 +35,15 @@ def unflat(vector: Tensor, like: Params) -> Params:
     """Split a 1D vector into tensors named and shaped like `like`: the inverse of `flat`."""
     pieces = vector.split([t.numel() for t in like.values()])
     return {name: p.reshape(t.shape) for (name, t), p in zip(like.items(), pieces, strict=True)}
+
+
+def check_finite(value: Tensor, what: str) -> Tensor:
+    """`value`, or a `FloatingPointError` saying "`what` is nan" (inf, -inf; "is not finite" for
+    a tensor of several elements) when any element of it is not finite."""
+    if not bool(torch.isfinite(value).all()):
+        shown = f"{value.item()}" if value.numel() == 1 else "not finite"
+        raise FloatingPointError(f"{what} is {shown}")
+    return value
 
 
 def leaves(params: Params) -> Params:
@@ -102,7 +115,8 @@ class LineSearchResult(NamedTuple):
 
 def _value(fn: Objective, params: Params) -> float:
     """fn(params) as a float. Autograd stays on because closures may differentiate internally
-    (MAML inner steps need it even in the line search); the graph is dropped at once."""
+    (a MAML inner step needs the inner gradient even here, though not its graph: see
+    `trpo_step`'s `loss_value_fn`); the graph is dropped at once."""
     return fn(leaves(params)).item()
 
 
@@ -118,7 +132,9 @@ def backtracking_line_search(
 ) -> LineSearchResult:
     """First of params + ratioᵏ·full_step (k = 0, 1, ...) with a lower loss and KL ≤ max_kl.
 
-    TRPO's safeguard for when the quadratic KL model or the linear loss model is wrong.
+    TRPO's safeguard for when the quadratic KL model or the linear loss model is wrong. A
+    candidate whose loss or KL is not finite (an overflowing likelihood ratio far from the old
+    policy) fails those tests and is rejected like any other.
     """
     start = flat(params).detach()
     for k in range(max_backtracks):
@@ -142,24 +158,35 @@ def trpo_step(
     max_backtracks: int = 15,
     backtrack_ratio: float = 0.8,
     fisher_kl_fn: Objective | None = None,
+    loss_value_fn: Objective | None = None,
+    kl_value_fn: Objective | None = None,
 ) -> tuple[Params, dict[str, float | bool]]:
     """One TRPO update (Schulman et al. 2015): the natural-gradient step −F⁻¹g scaled so that
     ½ sᵀFs = max_kl, then the line search. Returns fresh detached params and an info dict
     (loss_before, loss_after, kl, step_fraction, accepted); `params` is left untouched.
 
     fisher_kl_fn: the KL whose Hessian is F, when cheaper than `kl_fn` (e.g. on a subsample of
-    the batch, as TRPO implementations often do); the line search always checks `kl_fn`."""
+    the batch, as TRPO implementations often do); the line search always checks `kl_fn`.
+    loss_value_fn, kl_value_fn: closures with the values of `loss_fn` and `kl_fn` that the line
+    search evaluates instead, since it takes no derivative (MAML's inner steps without
+    `create_graph`); by default `loss_fn` and `kl_fn` themselves. `loss_fn` is called once, for
+    the loss and gradient at `params`, and `kl_fn` (or `fisher_kl_fn`) once, for the curvature.
+
+    Raises `FloatingPointError` naming the surrogate loss, its gradient or the natural-gradient
+    step when one of them is not finite at `params` (the caller knows which iteration)."""
     at = leaves(params)
-    loss_before = loss_fn(at)
-    grad = flat(torch.autograd.grad(loss_before, list(at.values()), materialize_grads=True))
+    loss_before = check_finite(loss_fn(at), "surrogate loss")
+    grads = torch.autograd.grad(loss_before, list(at.values()), materialize_grads=True)
+    grad = check_finite(flat(grads), "gradient of the surrogate loss")
     fisher = hessian_operator(fisher_kl_fn or kl_fn, params, cg_damping)
     direction = conjugate_gradient(fisher, -grad, cg_iterations)
     # The clamp turns a zero gradient (zero direction) into a zero step instead of 0·∞ = NaN.
     curvature = (direction @ fisher(direction)).clamp_min(torch.finfo(direction.dtype).tiny)
     full_step = direction * torch.sqrt(2.0 * max_kl / curvature)
+    check_finite(full_step, "natural-gradient step (the KL's curvature)")
     result = backtracking_line_search(
-        loss_fn,
-        kl_fn,
+        loss_value_fn or loss_fn,
+        kl_value_fn or kl_fn,
         params,
         full_step,
         loss_before.item(),

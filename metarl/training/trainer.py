@@ -86,7 +86,9 @@ def new_run(
 def train(run_dir: Path, iterations: int | None = None) -> Path:
     """Train the run in `run_dir` to its `iterations` (or to `iterations`, recorded as the new
     total), from its latest checkpoint if it has one. On Ctrl-C the checkpoint of the last
-    finished iteration is kept and the `KeyboardInterrupt` propagates; train again to continue."""
+    finished iteration is kept and the `KeyboardInterrupt` propagates; train again to continue.
+    An agent's `FloatingPointError` (a loss that is NaN or infinite) becomes a `ValueError`
+    "iteration N: <what is not finite>", the checkpoint of iteration N − 1 kept."""
     run_dir = Path(run_dir)
     run = Run.load(run_dir)
     latest = run_dir / "checkpoints" / "latest.pt"
@@ -112,7 +114,10 @@ def train(run_dir: Path, iterations: int | None = None) -> Path:
     try:
         while state["iteration"] < total:
             start = time.perf_counter()
-            metrics = agent.train_step()
+            try:
+                metrics = agent.train_step()
+            except FloatingPointError as error:  # a non-finite loss: one line from the CLI
+                raise ValueError(f"iteration {state['iteration'] + 1}: {error}") from error
             elapsed = time.perf_counter() - start
             state["iteration"] += 1
             state["env_steps"] += metrics.pop("env_steps")

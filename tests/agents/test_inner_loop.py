@@ -1,23 +1,26 @@
 """The gradient-based inner loop that MAML and ProMP share: the vmapped inner step against a
-per-task loop, Meta-SGD's step sizes, the KL helper, a sampled meta-batch and its state."""
+per-task loop, Meta-SGD's (log-parameterized) step sizes, the KL helper, a sampled meta-batch,
+the value-only adaptation of the sampling path, and its state."""
 
 import pytest
 import torch
 
+from metarl.agents.maml import vpg_inner_loss
 from metarl.agents.parts.inner_loop import (
-    LR_PREFIX,
+    LOG_LR_PREFIX,
     GradientInnerLoop,
     InnerLoopConfig,
     TaskStack,
     expand_tasks,
 )
-from metarl.backend.losses import lvc_loss, vpg_loss
+from metarl.agents.promp import lvc_inner_loss
+from metarl.backend.optim import leaves
 from metarl.policies import call, parameters
 
 TINY = dict(meta_batch_size=2, episodes_per_task=2, horizon=8, hidden_sizes=(5,), num_workers=0)
 
 
-def make_loop(inner_loss=vpg_loss, **overrides):
+def make_loop(inner_loss=vpg_inner_loss, **overrides):
     return GradientInnerLoop("navigation2d", InnerLoopConfig(**TINY, **overrides), inner_loss)
 
 
@@ -45,12 +48,14 @@ def per_task_step(loop, params, stack, i, lr):
     """One inner step of task i alone, without vmap."""
     leaves = {n: p.detach().clone().requires_grad_() for n, p in params.items()}
     dist = loop.policy.action_dist.distribution(call(loop.policy, leaves, stack.observations[i]))
-    loss = loop.inner_loss(dist.log_prob(stack.actions[i]), stack.advantages[i], stack.mask[i])
+    loss = loop.inner_loss(
+        dist.log_prob(stack.actions[i]), stack.log_probs[i], stack.advantages[i], stack.mask[i]
+    )
     grads = torch.autograd.grad(loss, list(leaves.values()))
     return {n: p - lr * g for (n, p), g in zip(leaves.items(), grads, strict=True)}
 
 
-@pytest.mark.parametrize("inner_loss", [vpg_loss, lvc_loss], ids=["vpg", "lvc"])
+@pytest.mark.parametrize("inner_loss", [vpg_inner_loss, lvc_inner_loss], ids=["vpg", "lvc"])
 def test_the_vmapped_inner_step_is_each_tasks_own_step(inner_loss):
     loop = make_loop(inner_loss)
     try:
@@ -70,8 +75,11 @@ def test_meta_sgd_step_sizes_are_meta_parameters_and_scale_the_step():
     try:
         meta_params = loop.meta_parameters()
         names = [n for n, _ in loop.policy.named_parameters()]
-        assert sorted(meta_params) == sorted(names + [LR_PREFIX + n for n in names])
-        assert loop.step_size(meta_params, names[0]) is loop.step_sizes[names[0]]
+        assert sorted(meta_params) == sorted(names + [LOG_LR_PREFIX + n for n in names])
+        log_lr = meta_params[LOG_LR_PREFIX + names[0]]
+        assert log_lr is loop.log_step_sizes[names[0]]
+        torch.testing.assert_close(loop.step_size(meta_params, names[0]), log_lr.exp())
+        torch.testing.assert_close(log_lr.exp(), torch.full_like(log_lr, 0.05))
         stack = synthetic_stack(loop.policy, 1)
         adapted = loop.adapt(meta_params, [stack])
         expected = per_task_step(loop, parameters(loop.policy), stack, 0, 0.05)
@@ -83,7 +91,7 @@ def test_meta_sgd_step_sizes_are_meta_parameters_and_scale_the_step():
 
 def test_without_meta_sgd_the_step_size_is_the_configured_constant(loop):
     meta_params = loop.meta_parameters()
-    assert not any(n.startswith(LR_PREFIX) for n in meta_params)
+    assert not any(n.startswith(LOG_LR_PREFIX) for n in meta_params)
     assert loop.step_size(meta_params, next(iter(meta_params))) == loop.config.inner_lr
 
 
@@ -113,7 +121,7 @@ def test_load_meta_parameters_and_state_dict_round_trip():
         shifted = {n: p.detach() + 0.5 for n, p in source.meta_parameters().items()}
         source.load_meta_parameters(shifted)
         state = source.state_dict()
-        assert list(state) == ["policy", "inner_lrs", "task_rng", "sampler"]
+        assert list(state) == ["policy", "log_inner_lrs", "task_rng", "sampler"]
         target.load_state_dict(state)
         for name, value in target.meta_parameters().items():
             torch.testing.assert_close(value.detach(), shifted[name])
@@ -121,3 +129,28 @@ def test_load_meta_parameters_and_state_dict_round_trip():
     finally:
         source.close()
         target.close()
+
+
+def test_meta_sgd_needs_a_positive_initial_step_size():
+    with pytest.raises(ValueError, match="inner_lr"):
+        InnerLoopConfig(learn_inner_lr=True, inner_lr=0.0)
+    InnerLoopConfig(inner_lr=0.0)  # a constant zero step is allowed (no adaptation)
+
+
+def test_the_sampling_path_adapts_step_by_step_to_the_values_of_the_differentiable_path():
+    loop = make_loop(num_inner_steps=3, learn_inner_lr=True)
+    try:
+        inner, stages, adapted = loop.sample_adaptation(
+            [{"goal": [0.3, -0.2]}, {"goal": [-0.1, 0.4]}], 3
+        )
+        assert len(inner) == 3 and len(stages) == 4
+        differentiable = loop.adapt(leaves(loop.meta_parameters()), inner)
+        for name, value in adapted.items():
+            assert not value.requires_grad
+            assert torch.equal(value, differentiable[name].detach()), name
+        stages_params = loop.adapt_stages(leaves(loop.meta_parameters()), inner)
+        assert len(stages_params) == 4
+        for name, value in differentiable.items():
+            assert torch.equal(value, stages_params[-1][name]), name
+    finally:
+        loop.close()

@@ -6,7 +6,6 @@ from torch.distributions import Categorical, Independent, Normal
 
 from metarl.backend.losses import (
     clipped_surrogate_loss,
-    lvc_loss,
     masked_mean,
     mean_kl,
     surrogate_loss,
@@ -98,7 +97,10 @@ def test_mean_kl_matches_the_categorical_formula():
     torch.testing.assert_close(kl, per_step[mask].mean())
 
 
-def test_lvc_has_the_vpg_gradient_at_the_sampling_policy_but_another_hessian():
+def test_the_surrogate_at_the_sampling_policy_has_vpg_gradient_and_lvc_hessian():
+    """ProMP's inner objective (Rothfuss et al. 2019, eq. 9) is the surrogate −mean(π_θ/π_θo · A)
+    with θo the sampling policy: at θ = θo its gradient is VPG's, and its Hessian is the
+    low-variance curvature −mean((∇² log π + ∇ log π ∇ log πᵀ) · A), not VPG's."""
     torch.manual_seed(0)
     obs = torch.randn(5, 3, 2, dtype=torch.float64)
     actions = torch.randn(5, 3, dtype=torch.float64)
@@ -110,11 +112,24 @@ def test_lvc_has_the_vpg_gradient_at_the_sampling_policy_but_another_hessian():
         mean = torch.tanh(obs @ w)
         return torch.distributions.Normal(mean, 0.5).log_prob(actions)
 
-    def grad(loss_fn):
-        w = theta.clone().requires_grad_()
-        return torch.autograd.grad(loss_fn(log_probs(w), advantages, mask), w)[0]
+    sampling = log_probs(theta).detach()
 
-    torch.testing.assert_close(grad(lvc_loss), grad(vpg_loss))
-    lvc_hessian = hessian(lambda w: lvc_loss(log_probs(w), advantages, mask), theta)
-    vpg_hessian = hessian(lambda w: vpg_loss(log_probs(w), advantages, mask), theta)
-    assert not torch.allclose(lvc_hessian, vpg_hessian)
+    def surrogate(w):
+        return surrogate_loss(log_probs(w), sampling, advantages, mask)
+
+    def vpg(w):
+        return vpg_loss(log_probs(w), advantages, mask)
+
+    w = theta.clone().requires_grad_()
+    torch.testing.assert_close(
+        torch.autograd.grad(surrogate(w), w)[0], torch.autograd.grad(vpg(w), w)[0]
+    )
+    # Per-sample ∇ log π [15, 2] and ∇² log π [15, 2, 2], by autograd of each sample alone.
+    scores = torch.autograd.functional.jacobian(log_probs, theta).reshape(-1, 2)
+    curvatures = torch.stack(
+        [hessian(lambda w, k=k: log_probs(w).flatten()[k], theta) for k in range(15)]
+    )
+    a = advantages.flatten()[:, None, None]
+    lvc = -(a * (curvatures + scores[:, :, None] * scores[:, None, :])).mean(0)
+    torch.testing.assert_close(hessian(surrogate, theta), lvc)
+    assert not torch.allclose(hessian(vpg, theta), lvc, rtol=0.1)
