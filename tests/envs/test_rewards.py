@@ -1,4 +1,5 @@
-"""Each env's reward against an independent computation from its state (docs/architecture.md §4 table)."""
+"""Each env's reward against an independent computation from its state (the table of
+docs/architecture.md §4)."""
 
 import gymnasium as gym
 import numpy as np

@@ -1,4 +1,5 @@
-"""Sampled tasks follow the distributions of docs/architecture.md §4 (moments within sampling error)."""
+"""Sampled tasks follow the distributions of docs/architecture.md §4 (moments within sampling
+error)."""
 
 import math
 
