@@ -336,9 +336,17 @@ class GradientInnerLoop:
     def adaptation_returns(
         self, tasks: Sequence[Task], num_steps: int, deterministic: bool = False
     ) -> Tensor:
-        """Mean episode return of each task after 0, 1, …, num_steps inner steps [K+1, tasks]."""
-        _, stages, _ = self.sample_adaptation(tasks, num_steps, deterministic)
-        return torch.stack([e.episode_returns().reshape(len(tasks), -1).mean(1) for e in stages])
+        """Mean episode return of each task after 0, 1, …, num_steps inner steps [K+1, tasks]:
+        any number of tasks, adapted `meta_batch_size` at a time (what the sampler holds)."""
+        batch = self.config.meta_batch_size
+        chunks = []
+        for start in range(0, len(tasks), batch):
+            chunk = tasks[start : start + batch]
+            _, stages, _ = self.sample_adaptation(chunk, num_steps, deterministic)
+            chunks.append(
+                torch.stack([e.episode_returns().reshape(len(chunk), -1).mean(1) for e in stages])
+            )
+        return torch.cat(chunks, dim=1)
 
     # ----- checkpoints ------------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import torch
 from torch import Tensor
 
 from metarl.envs import resolve_env_id
@@ -141,15 +140,7 @@ def mean_ci95(values: Tensor) -> tuple[Tensor, Tensor]:
 def _steps_summary(agent: Any, tasks: list[Task], adapt_steps: int, horizon: int) -> dict:
     """Return after each number of inner steps; each step adapts on `episodes_per_task`
     episodes of `horizon` steps (nominal: an Ant episode may end early)."""
-    batch = agent.config.meta_batch_size  # the sampler holds this many tasks at once
-    returns = torch.cat(
-        [
-            agent.adaptation_returns(tasks[i : i + batch], adapt_steps)
-            for i in range(0, len(tasks), batch)
-        ],
-        dim=1,
-    )
-    mean, ci = mean_ci95(returns)
+    mean, ci = mean_ci95(agent.adaptation_returns(tasks, adapt_steps))
     per_step = agent.config.episodes_per_task * horizon
     return {
         "axis": "adapt_steps",

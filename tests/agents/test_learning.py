@@ -22,7 +22,7 @@ that knows each goal −0.42.
 
 import numpy as np
 import pytest
-import torch
+from adaptation import held_out_returns
 
 from metarl.agents.maml import MAML, MAMLConfig
 from metarl.agents.registry import agent_spec
@@ -41,18 +41,6 @@ def zero_action_return(tasks: list[Task], horizon: int) -> float:
     return -horizon * float(np.mean([np.hypot(*task["goal"]) for task in tasks]))
 
 
-def pre_and_post_returns(agent: MAML, tasks: list[Task]) -> tuple[float, float]:
-    """Mean return over `tasks` before and after one inner step, `meta_batch_size` tasks at a
-    time (the sampler holds that many)."""
-    batch = agent.config.meta_batch_size
-    returns = torch.cat(
-        [agent.adaptation_returns(tasks[i : i + batch], 1) for i in range(0, len(tasks), batch)],
-        dim=1,
-    )
-    pre, post = returns.mean(1).tolist()
-    return pre, post
-
-
 @pytest.mark.learning
 @pytest.mark.parametrize("name", ["maml-trpo", "fo-maml", "e-maml"])
 def test_meta_training_makes_one_inner_step_beat_every_non_learner(name):
@@ -67,10 +55,10 @@ def test_meta_training_makes_one_inner_step_beat_every_non_learner(name):
     )
     agent = MAML("navigation2d", config)
     try:
-        _, untrained_post = pre_and_post_returns(agent, HELD_OUT)
+        _, untrained_post = held_out_returns(agent, HELD_OUT, restore=False)
         for _ in range(ITERATIONS):
             agent.train_step()
-        pre, post = pre_and_post_returns(agent, HELD_OUT)
+        pre, post = held_out_returns(agent, HELD_OUT, restore=False)
     finally:
         agent.close()
     zero = zero_action_return(HELD_OUT, HORIZON)

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from adaptation import held_out_returns
 from torch.distributions import kl_divergence
 
 from metarl.agents.maml import MAML, MAMLConfig
@@ -394,18 +395,6 @@ def test_the_value_only_paths_give_the_values_of_the_second_order_ones():
 HELD_OUT = held_out_tasks("navigation2d", {}, 10_000, 20)
 
 
-def held_out_returns(agent):
-    """Mean pre- and post-update return on HELD_OUT, one inner step, in batches of the agent's
-    meta-batch size; the agent's state (its sampler's RNG) is put back afterwards."""
-    state = copy.deepcopy(agent.state_dict())
-    n = agent.config.meta_batch_size
-    returns = torch.cat(
-        [agent.adaptation_returns(HELD_OUT[i : i + n], 1) for i in range(0, len(HELD_OUT), n)], 1
-    ).mean(1)
-    agent.load_state_dict(state)
-    return returns.tolist()
-
-
 def zero_action_return(tasks, horizon):
     return -horizon * float(np.mean([np.linalg.norm(task["goal"]) for task in tasks]))
 
@@ -424,10 +413,10 @@ def test_meta_sgd_learns_to_adapt_on_navigation():
     )
     agent = MAML("navigation2d", config)
     try:
-        _, post_at_0 = held_out_returns(agent)
+        _, post_at_0 = held_out_returns(agent, HELD_OUT)
         for _ in range(20):
             agent.train_step()
-        pre, post = held_out_returns(agent)
+        pre, post = held_out_returns(agent, HELD_OUT)
     finally:
         agent.close()
     zero = zero_action_return(HELD_OUT, 20)

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from adaptation import held_out_returns
 
 import metarl.agents.promp as promp_module
 from metarl.agents.maml import MAML, MAMLConfig
@@ -278,18 +279,6 @@ def test_the_value_only_outer_objective_equals_the_second_order_one():
 HELD_OUT = held_out_tasks("navigation2d", {}, 10_000, 20)
 
 
-def held_out_returns(agent):
-    """Mean pre- and post-update return on HELD_OUT, one inner step, in batches of the agent's
-    meta-batch size; the agent's state (its sampler's RNG) is put back afterwards."""
-    state = copy.deepcopy(agent.state_dict())
-    n = agent.config.meta_batch_size
-    returns = torch.cat(
-        [agent.adaptation_returns(HELD_OUT[i : i + n], 1) for i in range(0, len(HELD_OUT), n)], 1
-    ).mean(1)
-    agent.load_state_dict(state)
-    return returns.tolist()
-
-
 @pytest.mark.learning
 def test_promp_learns_to_adapt_on_navigation():
     # 10 tasks × 10 episodes × 20 steps (1/40 of the paper's batch), 30 iterations: about 15 s
@@ -306,10 +295,10 @@ def test_promp_learns_to_adapt_on_navigation():
     )
     agent = ProMP("navigation2d", config)
     try:
-        _, post_at_0 = held_out_returns(agent)
+        _, post_at_0 = held_out_returns(agent, HELD_OUT)
         for _ in range(30):
             agent.train_step()
-        pre, post = held_out_returns(agent)
+        pre, post = held_out_returns(agent, HELD_OUT)
     finally:
         agent.close()
     zero = -20 * float(np.mean([np.linalg.norm(task["goal"]) for task in HELD_OUT]))
