@@ -1,7 +1,21 @@
-"""What the MAML-family learning tests measure: mean return on held-out tasks before and after
-one inner step, optionally leaving the agent's RNGs as they were."""
+"""What the MAML-family learning tests share: their tiny Navigation2D setting, the zero-action
+yardstick, and the mean return on held-out tasks before and after one inner step."""
 
 import copy
+
+import numpy as np
+
+TINY_NAVIGATION = dict(
+    meta_batch_size=10, episodes_per_task=10, horizon=20, hidden_sizes=(32, 32), num_workers=0
+)
+"""10 tasks × 10 episodes × 20 steps (1/40 of the paper's batch): Navigation2D moves at most
+0.1 a step and its goals lie in [−0.5, 0.5]², so 20 steps reach any goal."""
+
+
+def zero_action_return(tasks, horizon):
+    """Mean return of the policy that never moves: the point stays at the origin, so every step
+    costs ‖g‖₂."""
+    return -horizon * float(np.mean([np.hypot(*task["goal"]) for task in tasks]))
 
 
 def held_out_returns(agent, tasks, restore=True):
@@ -13,3 +27,16 @@ def held_out_returns(agent, tasks, restore=True):
     if state is not None:
         agent.load_state_dict(state)
     return pre, post
+
+
+def train_and_measure(agent, iterations, tasks):
+    """(untrained post-update, trained pre-update, trained post-update) mean returns on `tasks`
+    around `iterations` training steps; the agent is closed afterwards."""
+    try:
+        _, untrained_post = held_out_returns(agent, tasks)
+        for _ in range(iterations):
+            agent.train_step()
+        pre, post = held_out_returns(agent, tasks)
+    finally:
+        agent.close()
+    return untrained_post, pre, post

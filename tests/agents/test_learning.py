@@ -20,25 +20,17 @@ zero-action policy −6.95, the trained agents −4.2 to −4.7 after one step, 
 that knows each goal −0.42.
 """
 
-import numpy as np
 import pytest
-from adaptation import held_out_returns
+from adaptation import held_out_returns, zero_action_return
 
 from metarl.agents.maml import MAML, MAMLConfig
 from metarl.agents.registry import agent_spec
-from metarl.envs.base import Task
 from metarl.sampling.tasks import HELD_OUT_SEED_OFFSET, held_out_tasks
 
 SEED = 0
 HORIZON = 20
 ITERATIONS = 40
 HELD_OUT = held_out_tasks("navigation2d", {}, SEED + HELD_OUT_SEED_OFFSET, 40)
-
-
-def zero_action_return(tasks: list[Task], horizon: int) -> float:
-    """Mean return of the policy that never moves: the point stays at the origin, so every step
-    costs ‖g‖₂."""
-    return -horizon * float(np.mean([np.hypot(*task["goal"]) for task in tasks]))
 
 
 @pytest.mark.learning

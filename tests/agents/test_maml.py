@@ -7,10 +7,9 @@ import copy
 import dataclasses
 import math
 
-import numpy as np
 import pytest
 import torch
-from adaptation import held_out_returns
+from adaptation import TINY_NAVIGATION, train_and_measure, zero_action_return
 from torch.distributions import kl_divergence
 
 from metarl.agents.maml import MAML, MAMLConfig
@@ -395,30 +394,12 @@ def test_the_value_only_paths_give_the_values_of_the_second_order_ones():
 HELD_OUT = held_out_tasks("navigation2d", {}, 10_000, 20)
 
 
-def zero_action_return(tasks, horizon):
-    return -horizon * float(np.mean([np.linalg.norm(task["goal"]) for task in tasks]))
-
-
 @pytest.mark.learning
 def test_meta_sgd_learns_to_adapt_on_navigation():
     # 10 tasks × 10 episodes × 20 steps, 20 iterations: about 20 s of CPU.
-    config = MAMLConfig(
-        meta_batch_size=10,
-        episodes_per_task=10,
-        horizon=20,
-        hidden_sizes=(32, 32),
-        num_workers=0,
-        seed=0,
-        learn_inner_lr=True,
-    )
+    config = MAMLConfig(**TINY_NAVIGATION, seed=0, learn_inner_lr=True)
     agent = MAML("navigation2d", config)
-    try:
-        _, post_at_0 = held_out_returns(agent, HELD_OUT)
-        for _ in range(20):
-            agent.train_step()
-        pre, post = held_out_returns(agent, HELD_OUT)
-    finally:
-        agent.close()
+    post_at_0, pre, post = train_and_measure(agent, 20, HELD_OUT)
     zero = zero_action_return(HELD_OUT, 20)
     assert zero == pytest.approx(-6.44, abs=0.01)
     # Measured, seeds 0 / 1 / 2 / 3 (this test: seed 0). Untrained (iteration 0): post-update

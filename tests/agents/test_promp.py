@@ -6,10 +6,9 @@ non-finite losses; value-only graphs; and a learning test."""
 import copy
 import math
 
-import numpy as np
 import pytest
 import torch
-from adaptation import held_out_returns
+from adaptation import TINY_NAVIGATION, train_and_measure, zero_action_return
 
 import metarl.agents.promp as promp_module
 from metarl.agents.maml import MAML, MAMLConfig
@@ -284,24 +283,10 @@ def test_promp_learns_to_adapt_on_navigation():
     # 10 tasks × 10 episodes × 20 steps (1/40 of the paper's batch), 30 iterations: about 15 s
     # of CPU. Adam's step is 3e-3 for this small batch (the default 1e-3 needs 60 iterations
     # to get as far: post -4.51 / -4.99 / -4.14 / -4.27 for seeds 0-3).
-    config = ProMPConfig(
-        meta_batch_size=10,
-        episodes_per_task=10,
-        horizon=20,
-        hidden_sizes=(32, 32),
-        num_workers=0,
-        seed=0,
-        outer_lr=3e-3,
-    )
+    config = ProMPConfig(**TINY_NAVIGATION, seed=0, outer_lr=3e-3)
     agent = ProMP("navigation2d", config)
-    try:
-        _, post_at_0 = held_out_returns(agent, HELD_OUT)
-        for _ in range(30):
-            agent.train_step()
-        pre, post = held_out_returns(agent, HELD_OUT)
-    finally:
-        agent.close()
-    zero = -20 * float(np.mean([np.linalg.norm(task["goal"]) for task in HELD_OUT]))
+    post_at_0, pre, post = train_and_measure(agent, 30, HELD_OUT)
+    zero = zero_action_return(HELD_OUT, 20)
     assert zero == pytest.approx(-6.44, abs=0.01)
     # Measured, seeds 0 / 1 / 2 / 3 (this test: seed 0). Untrained (iteration 0): post-update
     # -9.75 / -11.59 / -10.00 / -11.10, and 6 re-evaluations of each spread over at most 1.1;
