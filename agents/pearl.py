@@ -8,10 +8,15 @@ a KL penalty towards the prior N(0, I) (the information bottleneck, §4.1).
 
 One iteration (Algorithm 1 with the official implementation's collection schedule):
 1. (first iteration only) `num_initial_episodes` on every training task with z ~ prior;
-2. on `num_tasks_sample` random training tasks: clear the task's encoder buffer, then collect
-   `num_prior_episodes` with z ~ prior and `num_posterior_episodes` with z ~ q(z|encoder buffer)
-   into both buffers, and `num_extra_posterior_episodes` with z ~ q(z|encoder buffer) into the
-   replay buffer only (so the encoder learns from what exploration with the prior gives);
+2. on `num_tasks_sample` random training tasks (all of them batched together): clear each
+   task's encoder buffer, then three collections as oyster's `collect_data`:
+   `num_prior_episodes` with z ~ prior into both buffers; `num_posterior_episodes` into both
+   buffers; `num_extra_posterior_episodes` into the replay buffer only (so the encoder learns
+   from what exploration with the prior gives). Like oyster, each of the two posterior
+   collections starts from the prior (`clear_z`): its first episode runs with z ~ prior, and
+   after every episode the posterior is inferred again from `context_batch_size` rows of the
+   task's encoder buffer (`update_post_train` = 1), so its later episodes run with
+   z ~ q(z|encoder buffer);
 3. `num_gradient_steps` steps, each on `meta_batch_size` tasks: context from each task's encoder
    buffer, a batch from its replay buffer, z ~ q(z|context) reparameterized; critic + KL update
    the Q-functions and the encoder, the actor learns with z held constant.
@@ -22,7 +27,9 @@ at `alpha` (the paper's setting: α = 1 with rewards scaled by `reward_scale` = 
 `automatic_entropy` learns it towards the target entropy −dim(A).
 
 Evaluation (`trial_returns`) is the paper's online protocol: on each held-out task, episode 0 runs
-with z from the prior, episode i with z from the posterior given episodes 0..i-1.
+with z from the prior, episode i with z from the posterior given episodes 0..i-1. It draws from
+streams of its own (a generator for z and a sampler RNG state, both seeded with seed + 10000 and
+checkpointed), so measuring `test_return` never changes training (docs/architecture.md §2).
 
 Transitions need s'; the sampler keeps the observation each action was taken on, so a column's
 last step has s' only when it terminated (then s' is not needed). The last step of an episode cut
@@ -84,9 +91,11 @@ class PEARLConfig(AgentConfig):
     num_prior_episodes: int = 2
     """Per sampled task and iteration: episodes with z ~ prior, into both buffers (400 steps)."""
     num_posterior_episodes: int = 0
-    """Per sampled task and iteration: episodes with z ~ posterior, into both buffers."""
+    """Per sampled task and iteration: episodes into both buffers, the first with z ~ prior and
+    each later one with z ~ the posterior of the encoder buffer (oyster's `collect_data`)."""
     num_extra_posterior_episodes: int = 3
-    """Per sampled task and iteration: episodes with z ~ posterior, replay buffer only (600)."""
+    """Per sampled task and iteration: episodes into the replay buffer only (600 steps), the
+    first with z ~ prior and each later one with z ~ the posterior of the encoder buffer."""
     num_gradient_steps: int = 2000
     """Gradient steps per iteration (the official `num_train_steps_per_itr`)."""
     latent_size: int = 5
@@ -277,6 +286,11 @@ class PEARL:
         self.replay = TaskBuffers(cfg.num_train_tasks, width, cfg.replay_buffer_size)
         self.encoder_buffer = TaskBuffers(cfg.num_train_tasks, width, cfg.replay_buffer_size)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # z, batches, task choice
+        # Evaluation's own streams (z, and the sampler's resets and action noise), so that
+        # `test_return` leaves every training RNG where it was.
+        eval_seed = cfg.seed + HELD_OUT_SEED_OFFSET
+        self.eval_generator = torch.Generator().manual_seed(eval_seed)
+        self.eval_sampler_state = _sampler_state(eval_seed)
         self.iteration = 0
 
     # ----- data -----------------------------------------------------------------------------
@@ -310,9 +324,11 @@ class PEARL:
             return sar
         return torch.cat([sar, rows[..., -1 - self.obs_dim : -1]], -1)
 
-    def sample_z(self, mean: Tensor, variance: Tensor) -> Tensor:
-        """z ~ N(mean, variance) with the agent's generator, [..., L]."""
-        noise = torch.randn(mean.shape, generator=self.generator)
+    def sample_z(
+        self, mean: Tensor, variance: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """z ~ N(mean, variance), [..., L], drawn with `generator` (default: the training one)."""
+        noise = torch.randn(mean.shape, generator=generator or self.generator)
         return mean + variance.sqrt() * noise
 
     def posterior_from_buffer(self, tasks: Tensor) -> tuple[Tensor, Tensor]:
@@ -339,20 +355,36 @@ class PEARL:
         ]
 
     def collect(
-        self, task_ids: Tensor, episodes: int, posterior: bool, to_encoder: bool
-    ) -> tuple[int, list[float]]:
-        """`episodes` per training task in `task_ids` with z from the prior or the posterior;
-        rows go to the replay buffer (and the encoder buffer). Returns env steps and returns."""
+        self, task_ids: Tensor, episodes: int, update_posterior: bool, to_encoder: bool
+    ) -> tuple[int, list[float], list[float]]:
+        """oyster's `collect_data`, batched across the training tasks `task_ids`: `episodes` per
+        task, the first with z from the prior (oyster's `clear_z`). With `update_posterior` the
+        posterior is inferred again from the task's encoder buffer after every episode
+        (`update_posterior_rate` = 1) and each later episode runs with z from it; without, all
+        run with z from the prior (rate ∞). Rows go to the replay buffer (and, `to_encoder`, to
+        the encoder buffer). Returns env steps and the returns of the prior-z and the
+        posterior-z episodes."""
+        steps, prior_returns, posterior_returns = 0, [], []
         if episodes == 0:
-            return 0, []
-        ids = task_ids.repeat_interleave(episodes)
-        if posterior:
-            mean, variance = self.posterior_from_buffer(task_ids)
-            zs = self.sample_z(
-                mean.repeat_interleave(episodes, 0), variance.repeat_interleave(episodes, 0)
-            )
-        else:
-            zs = torch.randn(len(ids), self.config.latent_size, generator=self.generator)
+            return steps, prior_returns, posterior_returns
+        first = 1 if update_posterior else episodes
+        ids = task_ids.repeat_interleave(first)
+        zs = torch.randn(len(ids), self.config.latent_size, generator=self.generator)
+        steps, prior_returns = self.run_and_store(ids, zs, to_encoder)
+        done = first
+        while done < episodes:
+            # Each episode's posterior uses the encoder buffer as the episodes before it left
+            # it; when they do not add to it, the rest can run together (one context each).
+            count = 1 if to_encoder else episodes - done
+            ids = task_ids.repeat_interleave(count)
+            zs = self.sample_z(*self.posterior_from_buffer(ids))
+            s, r = self.run_and_store(ids, zs, to_encoder)
+            steps, posterior_returns, done = steps + s, posterior_returns + r, done + count
+        return steps, prior_returns, posterior_returns
+
+    def run_and_store(self, ids: Tensor, zs: Tensor, to_encoder: bool) -> tuple[int, list[float]]:
+        """One episode on training task ids[i] with zs[i] each; the rows go to the replay buffer
+        (and the encoder buffer). Returns env steps and the episodes' returns."""
         steps, returns, column = 0, [], 0
         for batch in self.rollout([self.train_tasks[i] for i in ids.tolist()], zs):
             steps += batch.num_env_steps
@@ -379,6 +411,38 @@ class PEARL:
         """The updates of one gradient step from context [M, N, context_dim] and replay rows
         [M, B, width] of M tasks: critics and encoder, then actor (then α), then the targets."""
         cfg = self.config
+        critic = self.critic_objective(context, batch)
+        self.optimizers["critic"].zero_grad()
+        self.optimizers["encoder"].zero_grad()
+        (critic["q_loss"] + cfg.kl_weight * critic["kl"]).backward()
+        self.optimizers["critic"].step()
+        self.optimizers["encoder"].step()
+
+        actor = self.actor_objective(batch[..., : self.obs_dim], critic["z"])
+        self.optimizers["policy"].zero_grad()
+        (actor["pi_loss"] + actor["reg"]).backward()
+        self.optimizers["policy"].step()
+
+        if cfg.automatic_entropy:
+            self.optimizers["alpha"].zero_grad()
+            alpha_loss(self.log_alpha, actor["log_prob"], self.target_entropy).backward()
+            self.optimizers["alpha"].step()
+        polyak_update(self.target_critic, self.critic, cfg.tau)
+        return {
+            "critic_loss": critic["q_loss"].item(),
+            "actor_loss": actor["pi_loss"].item(),
+            "kl": critic["kl"].item() / len(batch),
+            "q_mean": critic["q1"].mean().item(),
+            "entropy": -actor["log_prob"].mean().item(),
+            "z_variance": critic["variance"].mean().item(),
+        }
+
+    def critic_objective(self, context: Tensor, batch: Tensor) -> dict[str, Tensor]:
+        """The critics' side of a gradient step, its graph reaching the critics and (through
+        z) the encoder: `q_loss` (both critics' TD errors), `kl` (Σ over the M tasks),
+        `z` [M, B, L] (reparameterized from q(z|context)), `q1` [M, B] and `variance` [M, L].
+        The target is computed without gradients."""
+        cfg = self.config
         o, a_dim = self.obs_dim, self.action_dim
         obs, actions = batch[..., :o], batch[..., o : o + a_dim]
         rewards, next_obs = batch[..., o + a_dim], batch[..., o + a_dim + 1 : -1]
@@ -388,9 +452,6 @@ class PEARL:
         z_task = mean + variance.sqrt() * torch.randn(mean.shape, generator=self.generator)
         z = z_task[:, None].expand(-1, batch.shape[1], -1)  # [M, B, L]
         kl = kl_to_standard_normal(mean, variance).sum()
-        alpha = self.log_alpha.exp().detach()
-
-        # Critic (and encoder): the Q loss backpropagates into z; the target does not.
         with torch.no_grad():
             next_actions, next_log_prob, _, _ = self.policy.rsample(next_obs, z, self.generator)
             next_q1, next_q2 = self.target_critic(next_obs, next_actions, z)
@@ -401,62 +462,58 @@ class PEARL:
                 next_q2,
                 next_log_prob,
                 cfg.discount,
-                alpha,
+                self.log_alpha.exp().detach(),
             )
         q1, q2 = self.critic(obs, actions, z)
-        q_loss = critic_loss(q1, q2, target)
-        self.optimizers["critic"].zero_grad()
-        self.optimizers["encoder"].zero_grad()
-        (q_loss + cfg.kl_weight * kl).backward()
-        self.optimizers["critic"].step()
-        self.optimizers["encoder"].step()
+        return {
+            "q_loss": critic_loss(q1, q2, target),
+            "kl": kl,
+            "z": z,
+            "q1": q1,
+            "variance": variance,
+        }
 
-        # Actor: z held constant (PEARL trains the encoder through the critic only).
+    def actor_objective(self, obs: Tensor, z: Tensor) -> dict[str, Tensor]:
+        """The actor's side of a gradient step on obs [M, B, obs_dim]: `pi_loss`, `reg` (the
+        mean² and log-std² regularizers) and `log_prob` [M, B]. z is held constant (PEARL
+        trains the encoder through the critic only) and so are the critics' weights: the
+        graph reaches the actor's parameters alone."""
+        cfg = self.config
         z = z.detach()
         new_actions, log_prob, pre_mean, log_std = self.policy.rsample(obs, z, self.generator)
         self.critic.requires_grad_(False)  # gradients to the actions only, not the weights
-        new_q1, new_q2 = self.critic(obs, new_actions, z)
-        self.critic.requires_grad_(True)
-        pi_loss = actor_loss(log_prob, new_q1, new_q2, alpha)
+        try:
+            new_q1, new_q2 = self.critic(obs, new_actions, z)
+        finally:
+            self.critic.requires_grad_(True)
+        pi_loss = actor_loss(log_prob, new_q1, new_q2, self.log_alpha.exp().detach())
         reg = cfg.policy_mean_reg * (pre_mean**2).mean() + cfg.policy_std_reg * (log_std**2).mean()
-        self.optimizers["policy"].zero_grad()
-        (pi_loss + reg).backward()
-        self.optimizers["policy"].step()
-
-        if cfg.automatic_entropy:
-            self.optimizers["alpha"].zero_grad()
-            alpha_loss(self.log_alpha, log_prob, self.target_entropy).backward()
-            self.optimizers["alpha"].step()
-        polyak_update(self.target_critic, self.critic, cfg.tau)
-        return {
-            "critic_loss": q_loss.item(),
-            "actor_loss": pi_loss.item(),
-            "kl": kl.item() / len(batch),
-            "q_mean": q1.mean().item(),
-            "entropy": -log_prob.mean().item(),
-            "z_variance": variance.mean().item(),
-        }
+        return {"pi_loss": pi_loss, "reg": reg, "log_prob": log_prob}
 
     def train_step(self) -> dict[str, float]:
-        """One iteration (see the module docstring). Metrics: env steps, the returns of this
-        iteration's prior and posterior episodes on training tasks, the mean losses of the
+        """One iteration (see the module docstring). Metrics: env steps, the mean returns of this
+        iteration's episodes on training tasks with z from the prior and with z from a
+        posterior (`prior_return`, `posterior_return`), the mean losses of the
         gradient steps, `test_return` on held-out tasks (every `eval_every` iterations, else
         NaN) and `alpha`."""
         cfg = self.config
         steps, prior_returns, posterior_returns = 0, [], []
         if self.iteration == 0:
             all_tasks = torch.arange(cfg.num_train_tasks)
-            steps, prior_returns = self.collect(all_tasks, cfg.num_initial_episodes, False, True)
+            steps, prior_returns, _ = self.collect(all_tasks, cfg.num_initial_episodes, False, True)
         sampled = torch.randperm(cfg.num_train_tasks, generator=self.generator)
-        for task in sampled[: cfg.num_tasks_sample].tolist():
-            ids = torch.tensor([task])
+        sampled = sampled[: cfg.num_tasks_sample]
+        for task in sampled.tolist():
             self.encoder_buffer.clear(task)
-            s, r = self.collect(ids, cfg.num_prior_episodes, False, True)
-            steps, prior_returns = steps + s, prior_returns + r
-            s, r = self.collect(ids, cfg.num_posterior_episodes, True, True)
-            steps, posterior_returns = steps + s, posterior_returns + r
-            s, r = self.collect(ids, cfg.num_extra_posterior_episodes, True, False)
-            steps, posterior_returns = steps + s, posterior_returns + r
+        for episodes, update_posterior, to_encoder in (
+            (cfg.num_prior_episodes, False, True),
+            (cfg.num_posterior_episodes, True, True),
+            (cfg.num_extra_posterior_episodes, True, False),
+        ):
+            s, prior, posterior = self.collect(sampled, episodes, update_posterior, to_encoder)
+            steps += s
+            prior_returns += prior
+            posterior_returns += posterior
 
         totals: dict[str, float] = {}
         for _ in range(cfg.num_gradient_steps):
@@ -489,23 +546,32 @@ class PEARL:
     def trial_returns(self, tasks: Sequence[Task], episodes: int) -> Tensor:
         """Return of episode i of one trial per task, `[episodes, len(tasks)]` (TrialAgent):
         episode 0 with z from the prior, episode i with z from the posterior given all the
-        transitions of episodes 0..i-1 of that task (the paper's online evaluation)."""
+        transitions of episodes 0..i-1 of that task (the paper's online evaluation). z and the
+        sampler's randomness come from evaluation's own streams (`eval_generator`,
+        `eval_sampler_state`): the training streams are left where they were."""
         cfg, n = self.config, len(tasks)
         returns = torch.zeros(episodes, n)
         context: list[list[Tensor]] = [[] for _ in range(n)]
-        for i in range(episodes):
-            with torch.no_grad():
-                if i == 0:
-                    mean, variance = torch.zeros(n, cfg.latent_size), torch.ones(n, cfg.latent_size)
-                else:
-                    mean, variance = self.posterior_of(context)
-            zs = self.sample_z(mean, variance)
-            column = 0
-            for batch in self.rollout(list(tasks), zs, deterministic=cfg.eval_deterministic):
-                returns[i, column : column + len(batch.tasks)] = batch.episode_returns().float()
-                for rows in self.transitions(batch):
-                    context[column].append(rows)
-                    column += 1
+        training_sampler_state = self.sampler.state_dict()
+        self.sampler.load_state_dict(self.eval_sampler_state)
+        try:
+            for i in range(episodes):
+                with torch.no_grad():
+                    if i == 0:
+                        mean = torch.zeros(n, cfg.latent_size)
+                        variance = torch.ones(n, cfg.latent_size)
+                    else:
+                        mean, variance = self.posterior_of(context)
+                zs = self.sample_z(mean, variance, self.eval_generator)
+                column = 0
+                for batch in self.rollout(list(tasks), zs, deterministic=cfg.eval_deterministic):
+                    returns[i, column : column + len(batch.tasks)] = batch.episode_returns().float()
+                    for rows in self.transitions(batch):
+                        context[column].append(rows)
+                        column += 1
+        finally:
+            self.eval_sampler_state = self.sampler.state_dict()
+            self.sampler.load_state_dict(training_sampler_state)
         return returns
 
     def posterior_of(self, context: list[list[Tensor]]) -> tuple[Tensor, Tensor]:
@@ -521,7 +587,8 @@ class PEARL:
     # ----- checkpoints ------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """Networks, optimizers, α, both buffers, the iteration and every RNG state."""
+        """Networks, optimizers, α, both buffers, the iteration and every RNG state (training's
+        and evaluation's)."""
         return {
             "iteration": self.iteration,
             "encoder": self.encoder.state_dict(),
@@ -534,6 +601,8 @@ class PEARL:
             "encoder_buffer": self.encoder_buffer.state_dict(),
             "generator": self.generator.get_state(),
             "sampler": self.sampler.state_dict(),
+            "eval_generator": self.eval_generator.get_state(),
+            "eval_sampler": self.eval_sampler_state,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -551,12 +620,24 @@ class PEARL:
         self.encoder_buffer.load_state_dict(state["encoder_buffer"])
         self.generator.set_state(state["generator"])
         self.sampler.load_state_dict(state["sampler"])
+        if "eval_generator" in state:  # absent from checkpoints written before issue 11
+            self.eval_generator.set_state(state["eval_generator"])
+            self.eval_sampler_state = copy.deepcopy(state["eval_sampler"])
 
     def close(self) -> None:
         """Release the sampler."""
         sampler = getattr(self, "sampler", None)
         if sampler is not None:
             sampler.close()
+
+
+def _sampler_state(seed: int) -> dict[str, Any]:
+    """What `VectorSampler.state_dict()` returns for a sampler freshly seeded with `seed`: its
+    reset RNG (numpy) and action-noise generator (torch)."""
+    return {
+        "numpy": np.random.default_rng(seed).bit_generator.state,
+        "torch": torch.Generator().manual_seed(seed).get_state(),
+    }
 
 
 def _mean(values: list[float]) -> float:
