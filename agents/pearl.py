@@ -229,14 +229,7 @@ class PEARL:
         per-task buffers."""
         self.config = cfg = config or PEARLConfig()
         env_kwargs = env_kwargs or {}
-        self.sampler = VectorSampler(
-            env,
-            cfg.max_envs,
-            env_kwargs=env_kwargs,
-            horizon=cfg.horizon,
-            seed=cfg.seed,
-            num_workers=cfg.num_workers,
-        )
+        self.sampler = cfg.make_sampler(env, cfg.max_envs, env_kwargs)
         space = self.sampler.action_space
         if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
             self.close()
@@ -290,7 +283,7 @@ class PEARL:
         # `test_return` leaves every training RNG where it was.
         eval_seed = cfg.seed + HELD_OUT_SEED_OFFSET
         self.eval_generator = torch.Generator().manual_seed(eval_seed)
-        self.eval_sampler_state = _sampler_state(eval_seed)
+        self.eval_sampler_state = VectorSampler.seeded_state(eval_seed)
         self.iteration = 0
 
     # ----- data -----------------------------------------------------------------------------
@@ -629,15 +622,6 @@ class PEARL:
         sampler = getattr(self, "sampler", None)
         if sampler is not None:
             sampler.close()
-
-
-def _sampler_state(seed: int) -> dict[str, Any]:
-    """What `VectorSampler.state_dict()` returns for a sampler freshly seeded with `seed`: its
-    reset RNG (numpy) and action-noise generator (torch)."""
-    return {
-        "numpy": np.random.default_rng(seed).bit_generator.state,
-        "torch": torch.Generator().manual_seed(seed).get_state(),
-    }
 
 
 def _mean(values: list[float]) -> float:

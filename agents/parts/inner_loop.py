@@ -44,7 +44,6 @@ from metarl.envs.base import Task
 from metarl.envs.checks import check_nonnegative, check_positive_int
 from metarl.policies import DistParams, Params, call, make_policy, parameters
 from metarl.sampling.episodes import Episodes
-from metarl.sampling.sampler import VectorSampler
 from metarl.sampling.tasks import task_source
 
 LOG_LR_PREFIX = "log_inner_lr."
@@ -185,13 +184,8 @@ class GradientInnerLoop:
         self.config = cfg = config
         self.inner_loss = inner_loss
         env_kwargs = env_kwargs or {}  # the env's own settings (a paper's velocity range, say)
-        self.sampler = VectorSampler(
-            env,
-            cfg.meta_batch_size * cfg.episodes_per_task,
-            env_kwargs=env_kwargs,
-            horizon=cfg.horizon,
-            seed=cfg.seed,
-            num_workers=cfg.num_workers,
+        self.sampler = cfg.make_sampler(
+            env, cfg.meta_batch_size * cfg.episodes_per_task, env_kwargs
         )
         self.task_env = task_source(self.sampler.env_id, env_kwargs, cfg.seed)
         with InitRNG(cfg.seed):

@@ -108,6 +108,15 @@ class VectorSampler:
                 policy, forward, tasks_or_none, episodes_per_task, episodes_per_trial, deterministic
             )
 
+    @staticmethod
+    def seeded_state(seed: int) -> dict[str, Any]:
+        """The `state_dict` of a sampler freshly seeded with `seed`, for a second stream (an
+        evaluation's) that a caller swaps in with `load_state_dict` and out again."""
+        return {
+            "numpy": np.random.default_rng(seed).bit_generator.state,
+            "torch": torch.Generator().manual_seed(seed).get_state(),
+        }
+
     def state_dict(self) -> dict[str, Any]:
         """The random state of env resets and action noise, so a resumed run samples the same."""
         return {"numpy": self._rng.bit_generator.state, "torch": self._generator.get_state()}
