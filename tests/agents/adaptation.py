@@ -1,9 +1,29 @@
-"""What the MAML-family learning tests share: their tiny Navigation2D setting, the zero-action
-yardstick, and the mean return on held-out tasks before and after one inner step."""
+"""What the MAML-family tests share: synthetic task stacks, the learning tests' tiny
+Navigation2D setting, the zero-action yardstick, and the mean return on held-out tasks before
+and after one inner step."""
 
 import copy
 
 import numpy as np
+import torch
+
+from metarl.agents.parts.inner_loop import TaskStack
+
+
+def synthetic_stack(policy, seed, tasks=2, steps=6, columns=3):
+    """Episodes of n tasks sampled by `policy` (their log-probs are its own), fixed advantages,
+    one shorter episode, float64."""
+    g = torch.Generator().manual_seed(seed)
+    obs = torch.randn(tasks, steps, columns, 2, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        mean, log_std = policy(obs)
+        actions = mean + log_std.exp() * torch.randn(mean.shape, generator=g, dtype=torch.float64)
+        log_probs = policy.action_dist.distribution((mean, log_std)).log_prob(actions)
+    mask = torch.ones(tasks, steps, columns, dtype=torch.float64)
+    mask[1, -2:, 0] = 0  # one shorter episode
+    advantages = torch.randn(tasks, steps, columns, generator=g, dtype=torch.float64)
+    return TaskStack(obs, actions, log_probs, mask, advantages)
+
 
 TINY_NAVIGATION = dict(
     meta_batch_size=10, episodes_per_task=10, horizon=20, hidden_sizes=(32, 32), num_workers=0

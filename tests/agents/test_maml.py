@@ -9,11 +9,11 @@ import math
 
 import pytest
 import torch
-from adaptation import TINY_NAVIGATION, train_and_measure, zero_action_return
+from adaptation import TINY_NAVIGATION, synthetic_stack, train_and_measure, zero_action_return
 from torch.distributions import kl_divergence
 
 from metarl.agents.maml import MAML, MAMLConfig
-from metarl.agents.parts.inner_loop import LOG_LR_PREFIX, TaskStack
+from metarl.agents.parts.inner_loop import LOG_LR_PREFIX
 from metarl.backend.optim import flat, leaves, unflat
 from metarl.cli import main
 from metarl.policies import call
@@ -22,20 +22,6 @@ from metarl.training.checkpoint import load_checkpoint
 from metarl.training.logger import read_progress
 
 TINY = dict(meta_batch_size=2, episodes_per_task=2, horizon=10, hidden_sizes=(8,), num_workers=0)
-
-
-def synthetic_stack(policy, seed, tasks=2, steps=6, columns=3):
-    """n tasks' episodes with actions drawn from `policy`, fixed advantages, float64."""
-    g = torch.Generator().manual_seed(seed)
-    obs = torch.randn(tasks, steps, columns, 2, generator=g, dtype=torch.float64)
-    with torch.no_grad():
-        mean, log_std = policy(obs)
-        actions = mean + log_std.exp() * torch.randn(mean.shape, generator=g, dtype=torch.float64)
-        log_probs = policy.action_dist.distribution((mean, log_std)).log_prob(actions)
-    mask = torch.ones(tasks, steps, columns, dtype=torch.float64)
-    mask[1, -2:, 0] = 0  # one shorter episode
-    advantages = torch.randn(tasks, steps, columns, generator=g, dtype=torch.float64)
-    return TaskStack(obs, actions, log_probs, mask, advantages)
 
 
 @pytest.fixture

@@ -8,11 +8,10 @@ import math
 
 import pytest
 import torch
-from adaptation import TINY_NAVIGATION, train_and_measure, zero_action_return
+from adaptation import TINY_NAVIGATION, synthetic_stack, train_and_measure, zero_action_return
 
 import metarl.agents.promp as promp_module
 from metarl.agents.maml import MAML, MAMLConfig
-from metarl.agents.parts.inner_loop import TaskStack
 from metarl.agents.promp import ProMP, ProMPConfig, adapt_inner_kl_coeffs
 from metarl.backend.losses import vpg_loss
 from metarl.backend.optim import leaves
@@ -83,20 +82,6 @@ def test_maml_checkpoints_keep_their_keys():
 
 
 # ----- the inner objective (issue 11, item 2) ---------------------------------------------------
-
-
-def synthetic_stack(policy, seed, tasks=2, steps=6, columns=3):
-    """Episodes of n tasks sampled by `policy` (their log-probs are its own), float64."""
-    g = torch.Generator().manual_seed(seed)
-    obs = torch.randn(tasks, steps, columns, 2, generator=g, dtype=torch.float64)
-    with torch.no_grad():
-        mean, log_std = policy(obs)
-        actions = mean + log_std.exp() * torch.randn(mean.shape, generator=g, dtype=torch.float64)
-        log_probs = policy.action_dist.distribution((mean, log_std)).log_prob(actions)
-    mask = torch.ones(tasks, steps, columns, dtype=torch.float64)
-    mask[1, -2:, 0] = 0
-    advantages = torch.randn(tasks, steps, columns, generator=g, dtype=torch.float64)
-    return TaskStack(obs, actions, log_probs, mask, advantages)
 
 
 def inner_gradients(agent, theta, stack):
