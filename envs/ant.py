@@ -18,8 +18,8 @@ import numpy as np
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 
 from metarl.envs.base import ScalarChoice, UniformDisk, UniformScalar
-from metarl.envs.checks import check_choices, check_nonnegative, check_range
-from metarl.envs.mujoco_task import MujocoTaskEnv, Transitions
+from metarl.envs.checks import check_bool, check_choices, check_nonnegative, check_range
+from metarl.envs.mujoco_task import MujocoTaskEnv, Transitions, check_body, v5_kwargs
 
 
 class AntTaskEnv(MujocoTaskEnv, AntEnv):
@@ -29,6 +29,16 @@ class AntTaskEnv(MujocoTaskEnv, AntEnv):
     """
 
     needs_contact_forces = True
+    gymnasium_kwargs = {
+        **v5_kwargs(AntEnv),
+        "contact_cost_weight": check_nonnegative,
+        "healthy_reward": check_nonnegative,
+        "main_body": check_body,
+        "terminate_when_unhealthy": check_bool,
+        "healthy_z_range": check_range,
+        "contact_force_range": check_range,
+        "include_cfrc_ext_in_observation": check_bool,
+    }
 
     def __init__(
         self,
@@ -39,13 +49,14 @@ class AntTaskEnv(MujocoTaskEnv, AntEnv):
         contact_force_range: Sequence[float] = (-1.0, 1.0),
         **kwargs: Any,
     ) -> None:
-        """v5's reward and health settings, checked; `kwargs` go to `AntEnv` unchanged."""
+        """v5's reward and health settings; they and `kwargs` (any of `AntEnv`'s) are checked
+        by `MujocoTaskEnv`."""
         super().__init__(
-            ctrl_cost_weight=check_nonnegative("ctrl_cost_weight", ctrl_cost_weight),
-            contact_cost_weight=check_nonnegative("contact_cost_weight", contact_cost_weight),
-            healthy_reward=check_nonnegative("healthy_reward", healthy_reward),
-            healthy_z_range=check_range("healthy_z_range", healthy_z_range),
-            contact_force_range=check_range("contact_force_range", contact_force_range),
+            ctrl_cost_weight=ctrl_cost_weight,
+            contact_cost_weight=contact_cost_weight,
+            healthy_reward=healthy_reward,
+            healthy_z_range=healthy_z_range,
+            contact_force_range=contact_force_range,
             **kwargs,
         )
 

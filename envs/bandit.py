@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 
 from metarl.envs.base import Task, TaskDistribution, TaskEnv
-from metarl.envs.checks import check_positive_int, check_range, task_array
+from metarl.envs.checks import check_int, check_positive_int, check_range, describe, task_array
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,8 @@ class BernoulliArms(TaskDistribution):
         """`probs` must be k finite numbers in [0, 1]."""
         probs = task_array(task, "probs", (self.k,))
         if np.any((probs < 0) | (probs > 1)):
-            raise ValueError(f"task field 'probs' must lie in [0, 1], got {task['probs']!r}")
+            got = describe(task["probs"])
+            raise ValueError(f"task field 'probs' must lie in [0, 1], got {got}")
         return {"probs": probs.tolist()}
 
 
@@ -49,6 +50,7 @@ class BanditEnv(TaskEnv, gym.Env):
         self.task_distribution = BernoulliArms(k, check_range("prob_range", prob_range, (0, 1)))
         self.observation_space = gym.spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
         self.action_space = gym.spaces.Discrete(k)
+        self._num_arms = k
         self._observation = np.ones(1, dtype=np.float32)
 
     def reset(
@@ -59,9 +61,12 @@ class BanditEnv(TaskEnv, gym.Env):
         return self._observation.copy(), {"task": self._reset_task(options)}
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """Pull arm `action`: reward 1 with probability p_action; the episode terminates."""
+        """Pull arm `action` (an integer in [0, k)): reward 1 with probability p_action; the
+        episode terminates."""
+        # Not `action_space.contains`: it is slower, says nothing of why, and passes True.
+        arm = check_int("action", action, 0, self._num_arms)
         task = self._current_task()
-        prob = task["probs"][int(action)]
+        prob = task["probs"][arm]
         reward = float(self.np_random.random() < prob)
         info = {"arm_prob": prob, "task": self._task_info()}
         return self._observation.copy(), reward, True, False, info

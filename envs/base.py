@@ -8,15 +8,23 @@ reproducible (docs/architecture.md §3).
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
-from metarl.envs.checks import check_task_fields, task_array, task_float
+from metarl.envs.checks import (
+    check_int,
+    check_kwargs,
+    check_task_fields,
+    describe,
+    task_array,
+    task_float,
+)
 
 Task = dict[str, Any]
 
@@ -122,18 +130,40 @@ class TaskEnv:
 
     An env that has no task when it is reset (or asked for it) draws one, so a plain
     `gymnasium.make` env is a random member of its family. `reset(options={"task": task})` and the
-    settable `task` property set one, which is how vector envs set per-env tasks.
+    settable `task` property set one, which is how vector envs set per-env tasks. An unknown
+    constructor keyword is a `ValueError` listing the known ones (`constructor_kwargs`).
     """
 
     task_distribution: TaskDistribution
     np_random: np.random.Generator
     _task: Task | None = None
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        """Reject unknown keyword arguments before `__init__` runs, with a `ValueError` that
+        lists the accepted ones (`gymnasium.make` passes its kwargs here)."""
+        check_kwargs(cls.__name__, kwargs, cls.constructor_kwargs())
+        return super().__new__(cls)
+
+    @classmethod
+    def constructor_kwargs(cls) -> tuple[str, ...]:
+        """The keyword arguments the constructor takes: the named parameters of each metarl
+        `__init__` up the class hierarchy (a subclass passes the rest on with `**kwargs`)."""
+        names: dict[str, None] = {}
+        for klass in cls.__mro__:
+            init = vars(klass).get("__init__")
+            if init is not None and issubclass(klass, TaskEnv):
+                parameters = list(inspect.signature(init).parameters.values())[1:]  # not self
+                names.update(
+                    (p.name, None)
+                    for p in parameters
+                    if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                )
+        return tuple(names)
+
     def sample_tasks(self, n: int) -> list[Task]:
         """Draw `n` tasks from the training distribution with the env's seeded RNG."""
-        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
-            raise ValueError(f"sample_tasks needs an integer n >= 0, got {n!r}")
-        return self.task_distribution.sample(self.np_random, int(n))
+        n = check_int("sample_tasks's n", n, low=0)
+        return self.task_distribution.sample(self.np_random, n)
 
     def set_task(self, task: Mapping[str, Any]) -> None:
         """Validate `task` and make it the env's task; it persists across `reset`."""
@@ -171,6 +201,8 @@ class TaskEnv:
 
     def _reset_task(self, options: Mapping[str, Any] | None) -> Task:
         """Apply `options["task"]` if given; return `_task_info()` for the new episode."""
+        if options is not None and not isinstance(options, Mapping):
+            raise ValueError(f"reset's options must be a dict or None, got {describe(options)}")
         if options and "task" in options:
             self.set_task(options["task"])
         return self._task_info()

@@ -1,28 +1,63 @@
-"""Checks behind every `ValueError` of the envs: task values and constructor arguments.
+"""Checks behind every `ValueError` of the envs: task values, constructor arguments, actions.
 
-Each returns the value in canonical form or raises a `ValueError` that names the field or
-argument and what is allowed.
+Each returns the value in canonical form or raises a one-line `ValueError` that names the field
+or argument and says what is allowed. Every check of an argument takes `(name, value)` first, so
+a table `{name: check}` can check keyword arguments an env passes on (`mujoco_task.py`).
 """
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Mapping, Sequence
+import numbers
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+Check = Callable[[str, Any], Any]
+"""A check of one argument: `check(name, value)` returns the canonical value or raises."""
+
+_MAX_REPR = 80
+
+
+def describe(value: Any) -> str:
+    """A short one-line repr of `value` for an error message (cut at 80 characters)."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int past Python's 4300 digits, a deep nesting
+        text = f"a {type(value).__name__} too large to show"
+    text = " ".join(text.split())  # one line, whatever the value holds (numpy arrays wrap)
+    return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
+
+
+def check_kwargs(owner: str, kwargs: Iterable[str], accepted: Sequence[str]) -> None:
+    """Raise `ValueError` naming the keyword arguments of `kwargs` not in `accepted`, and
+    listing the accepted ones (Python's own error would be a `TypeError` naming only one)."""
+    unknown = [name for name in kwargs if name not in accepted]
+    if unknown:
+        hints = [m for name in unknown for m in difflib.get_close_matches(name, accepted, n=1)]
+        hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+        raise ValueError(
+            f"{owner} got unknown keyword arguments {unknown}{hint}; it takes {', '.join(accepted)}"
+        )
 
 
 def check_task_fields(task: Any, fields: Sequence[str]) -> None:
     """Raise `ValueError` unless `task` is a mapping with exactly the keys `fields`."""
     if not isinstance(task, Mapping):
-        raise ValueError(f"a task must be a dict with the fields {list(fields)}, got {task!r}")
+        raise ValueError(
+            f"a task must be a dict with the fields {list(fields)}, got {describe(task)}"
+        )
     missing = [f for f in fields if f not in task]
     unknown = [k for k in task if k not in fields]
     if missing or unknown:
+        problems = [f"lacks the fields {missing}"] if missing else []
+        problems += [f"has unknown fields {describe(unknown)}"] if unknown else []
         raise ValueError(
-            f"task {dict(task)!r}: missing fields {missing}, unknown fields {unknown}; "
-            f"the fields are {list(fields)}"
+            f"the task {' and '.join(problems)} (the fields are {list(fields)}), got "
+            f"{describe(dict(task))}"
         )
 
 
@@ -32,62 +67,165 @@ def task_float(task: Mapping[str, Any], field: str) -> float:
 
 
 def task_array(task: Mapping[str, Any], field: str, shape: tuple[int, ...]) -> np.ndarray:
-    """Return `task[field]` as a finite float64 array of the given shape, or raise `ValueError`."""
+    """Return `task[field]` as a finite float64 array of the given shape, or raise `ValueError`.
+
+    Numbers (Python or numpy, in nested lists or an array) pass; bools, strings, None and ragged
+    lists do not.
+    """
     value = task[field]
     try:
         array = np.asarray(value)
-    except ValueError:  # ragged nested lists
+    except (TypeError, ValueError, OverflowError):  # ragged nested lists, unconvertible objects
         array = np.asarray(None)
-    if array.dtype.kind not in "iuf" or array.shape != shape:
+    if array.dtype.kind not in "iuf" or array.shape != shape or _holds_bool(value, array):
         raise ValueError(
-            f"task field {field!r} must be real numbers of shape {shape}, got {value!r}"
+            f"task field {field!r} must be numbers (not bools) of shape {shape}, got "
+            f"{describe(value)}"
         )
     array = array.astype(np.float64)
     if not np.all(np.isfinite(array)):
-        raise ValueError(f"task field {field!r} must be finite, got {value!r}")
+        raise ValueError(f"task field {field!r} must be finite, got {describe(value)}")
     return array
 
 
-def check_range(
-    name: str, bounds: Sequence[float], within: tuple[float, float] | None = None
-) -> tuple[float, float]:
-    """Return `(low, high)` as floats if finite, low <= high and inside `within`; else raise."""
-    try:
-        low, high = (float(b) for b in bounds)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair (low, high) of numbers, got {bounds!r}") from None
-    if not (math.isfinite(low) and math.isfinite(high)) or low > high:
-        raise ValueError(f"{name} must be a finite range with low <= high, got {bounds!r}")
-    if within is not None and (low < within[0] or high > within[1]):
-        raise ValueError(f"{name} must lie within [{within[0]}, {within[1]}], got {bounds!r}")
-    return low, high
+def _holds_bool(value: Any, array: np.ndarray) -> bool:
+    """Whether nested lists that numpy made numeric held a bool (numpy casts [True, 0.5])."""
+    if isinstance(value, np.ndarray | np.generic) or array.ndim == 0:
+        return False  # a numeric array holds no bools; a 0-d one is the value itself
+    return any(isinstance(x, bool | np.bool_) for x in np.asarray(value, dtype=object).flat)
 
 
-def check_nonnegative(name: str, value: float, *, allow_zero: bool = True) -> float:
-    """Return `value` as a float if it is finite and >= 0 (> 0 without `allow_zero`), else raise."""
-    bound = ">= 0" if allow_zero else "> 0"
+def _real(value: Any) -> float | None:
+    """`value` as a float if it is a real number (Python or numpy, not a bool), else None."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        return None
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number {bound}, got {value!r}") from None
-    if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+        return float(value)
+    except OverflowError:  # an int beyond float's range: a number, but not a finite one
+        return math.copysign(math.inf, value)
+
+
+def _reals(values: Any) -> tuple[float, ...] | None:
+    """`values` as floats if it is a list, tuple or 1-d array of real numbers, else None."""
+    if isinstance(values, np.ndarray) and values.ndim == 1:
+        values = values.tolist()
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+        return None
+    floats = [_real(v) for v in values]
+    return None if any(f is None for f in floats) else tuple(floats)
+
+
+def check_finite(name: str, value: Any) -> float:
+    """Return `value` as a float if it is a finite real number (not a bool or a string)."""
+    number = _real(value)
+    if number is None or not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {describe(value)}")
     return number
 
 
-def check_choices(name: str, values: Sequence[float]) -> tuple[float, ...]:
+def check_nonnegative(
+    name: str, value: Any, *, allow_zero: bool = True, high: float | None = None
+) -> float:
+    """Return `value` as a float if it is finite and >= 0 (> 0 without `allow_zero`) and at most
+    `high` if given, else raise."""
+    number = _real(value)
+    if (
+        number is None
+        or not math.isfinite(number)
+        or number < 0
+        or (number == 0 and not allow_zero)
+        or (high is not None and number > high)
+    ):
+        bound = (">= 0" if allow_zero else "> 0") + ("" if high is None else f" and <= {high:g}")
+        raise ValueError(f"{name} must be a finite number {bound}, got {describe(value)}")
+    return number
+
+
+def check_positive(name: str, value: Any, *, high: float | None = None) -> float:
+    """`check_nonnegative` without zero: a finite number > 0 (and <= `high` if given)."""
+    return check_nonnegative(name, value, allow_zero=False, high=high)
+
+
+def check_range(
+    name: str, bounds: Any, within: tuple[float, float] | None = None
+) -> tuple[float, float]:
+    """Return `(low, high)` as floats if finite, low <= high and inside `within`; else raise."""
+    pair = _reals(bounds)
+    if pair is None or len(pair) != 2:
+        raise ValueError(f"{name} must be a pair [low, high] of numbers, got {describe(bounds)}")
+    low, high = pair
+    if not math.isfinite(high - low) or low > high:  # a width past float's range: no uniform
+        raise ValueError(
+            f"{name} must be a finite range (low <= high, finite width), got {describe(bounds)}"
+        )
+    if within is not None and (low < within[0] or high > within[1]):
+        raise ValueError(
+            f"{name} must lie within [{within[0]}, {within[1]}], got {describe(bounds)}"
+        )
+    return low, high
+
+
+def check_choices(name: str, values: Any) -> tuple[float, ...]:
     """Return `values` as a tuple of floats if it is a non-empty sequence of finite numbers."""
-    try:
-        choices = tuple(float(v) for v in values)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a sequence of numbers, got {values!r}") from None
+    choices = _reals(values)
     if not choices or not all(math.isfinite(c) for c in choices):
-        raise ValueError(f"{name} must be a non-empty sequence of finite numbers, got {values!r}")
+        raise ValueError(
+            f"{name} must be a non-empty list of finite numbers, got {describe(values)}"
+        )
     return choices
 
 
-def check_positive_int(name: str, value: int) -> int:
+def check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
+    """Return `value` as an int if it is an integer (Python or numpy, not a bool) in
+    [low, high) — no bound where None. Cheap enough for a step's action."""
+    try:
+        number = operator.index(value)  # ints, numpy integers, 0-d integer arrays; no floats
+    except TypeError:
+        number = None
+    if (
+        number is None
+        or isinstance(value, bool)
+        or (low is not None and number < low)
+        or (high is not None and number >= high)
+    ):
+        if high is None:
+            bound = "" if low is None else f" >= {low}"
+        else:
+            bound = f" < {high}" if low is None else f" in [{low}, {high})"
+        raise ValueError(f"{name} must be an integer{bound}, got {describe(value)}")
+    return number
+
+
+def check_positive_int(name: str, value: Any) -> int:
     """Return `value` if it is an int >= 1, else raise `ValueError`."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
+    return check_int(name, value, low=1)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Return `value` if it is a bool (Python or numpy), else raise `ValueError`."""
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name} must be True or False, got {describe(value)}")
+    return bool(value)
+
+
+def check_str(name: str, value: Any) -> str:
+    """Return `value` if it is a non-empty string, else raise `ValueError`."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a non-empty string, got {describe(value)}")
+    return value
+
+
+def check_one_of(name: str, value: Any, choices: Sequence[Any]) -> Any:
+    """Return `value` if it is one of `choices` (of the same type: 1 is not True), else raise."""
+    if not any(type(value) is type(c) and value == c for c in choices):
+        raise ValueError(f"{name} must be one of {list(choices)}, got {describe(value)}")
+    return value
+
+
+def optional(check: Check) -> Check:
+    """`check` that lets None through (an argument whose None means "the default")."""
+
+    def check_or_none(name: str, value: Any) -> Any:
+        return None if value is None else check(name, value)
+
+    return check_or_none

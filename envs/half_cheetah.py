@@ -14,18 +14,19 @@ import numpy as np
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 
 from metarl.envs.base import ScalarChoice, UniformScalar
-from metarl.envs.checks import check_choices, check_nonnegative, check_range
-from metarl.envs.mujoco_task import MujocoTaskEnv, Transitions
+from metarl.envs.checks import check_choices, check_range
+from metarl.envs.mujoco_task import MujocoTaskEnv, Transitions, v5_kwargs
 
 
 class HalfCheetahTaskEnv(MujocoTaskEnv, HalfCheetahEnv):
     """HalfCheetah-v5 whose reward is `task_reward(v_x) − ctrl_cost_weight·‖a‖²`."""
 
+    gymnasium_kwargs = v5_kwargs(HalfCheetahEnv)
+
     def __init__(self, ctrl_cost_weight: float = 0.05, **kwargs: Any) -> None:
-        """`ctrl_cost_weight`, checked; `kwargs` go to `HalfCheetahEnv` unchanged."""
-        super().__init__(
-            ctrl_cost_weight=check_nonnegative("ctrl_cost_weight", ctrl_cost_weight), **kwargs
-        )
+        """A lighter `ctrl_cost_weight` than v5's; it and `kwargs` (any of `HalfCheetahEnv`'s)
+        are checked by `MujocoTaskEnv`."""
+        super().__init__(ctrl_cost_weight=ctrl_cost_weight, **kwargs)
 
     def reward_terms(self, batch: Transitions) -> dict[str, np.ndarray]:
         """`reward_task` and `reward_ctrl`, each [B]; v_x is the root-x finite difference over

@@ -3,19 +3,117 @@
 The reward is written once, over a batch of B states (`reward_terms`), and serves both the
 Gymnasium env (B = 1) and the sampler's fast path, which steps all B physics states in C and
 needs observations, rewards and terminations for all of them at once (docs/architecture.md §3).
+
+The keyword arguments an env passes on to Gymnasium's are checked here too, from a table of
+checks (`v5_kwargs`), so a bad one is a `ValueError` naming it, not an error deep in v5 or MuJoCo.
 """
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from functools import partial
+from typing import Any, ClassVar, NamedTuple
 
+import mujoco
 import numpy as np
+from gymnasium.envs.mujoco.mujoco_env import MujocoEnv, expand_model_path
 
 from metarl.envs import mujoco_warnings
 from metarl.envs.base import TaskEnv
+from metarl.envs.checks import (
+    Check,
+    check_bool,
+    check_finite,
+    check_int,
+    check_nonnegative,
+    check_one_of,
+    check_str,
+    describe,
+    optional,
+)
 
 mujoco_warnings.install()
+
+
+def check_xml_file(name: str, value: Any) -> str:
+    """A path (str or `os.PathLike`) to an existing model file, as Gymnasium resolves it: a bare
+    name is looked up among Gymnasium's MuJoCo assets."""
+    if not isinstance(value, str | os.PathLike):
+        raise ValueError(f"{name} must be a path to a MuJoCo XML file, got {describe(value)}")
+    path = os.fspath(value)
+    try:
+        full_path = expand_model_path(path)
+    except OSError:
+        full_path = None
+    if full_path is None or not os.path.isfile(full_path):
+        raise ValueError(f"{name} must name an existing MuJoCo XML file, got {path!r}")
+    return path
+
+
+def check_camera_config(name: str, value: Any) -> dict[str, Any]:
+    """A dict of `mujoco.MjvCamera` attributes and finite values (Gymnasium sets them on the
+    render camera only at the first `render`, so they are tried on a spare camera now)."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{name} must be a dict of MjvCamera attributes, got {describe(value)}")
+    camera = mujoco.MjvCamera()
+    for key, item in value.items():
+        try:
+            if isinstance(item, np.ndarray):  # as Gymnasium's renderer sets them
+                getattr(camera, key)[:] = item
+            else:
+                setattr(camera, key, item)
+            valid = bool(np.all(np.isfinite(getattr(camera, key))))
+        except (AttributeError, TypeError, ValueError):
+            valid = False
+        if not valid:
+            attributes = [a for a in dir(camera) if not a.startswith("_")]
+            raise ValueError(
+                f"{name}[{describe(key)}] must be a finite value of one of the MjvCamera "
+                f"attributes {attributes}, got {describe(item)}"
+            )
+    return dict(value)
+
+
+def check_visual_options(name: str, value: Any) -> dict[int, bool]:
+    """A dict `{mjtVisFlag index: bool}` of render flags."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{name} must be a dict {{mjtVisFlag: bool}}, got {describe(value)}")
+    flags = int(mujoco.mjtVisFlag.mjNVISFLAG)
+    return {
+        check_int(f"{name} key", key, 0, flags): check_bool(f"{name}[{describe(key)}]", flag)
+        for key, flag in value.items()
+    }
+
+
+def check_body(name: str, value: Any) -> int | str:
+    """A body of the model by name or index (checked against the model once it is built)."""
+    return value if isinstance(value, str) else check_int(name, value, low=0)
+
+
+check_c_int = partial(check_int, low=1, high=2**31)
+"""A count MuJoCo takes as a C int (steps per env step, image sizes): in [1, 2**31)."""
+
+
+def v5_kwargs(env_class: type[MujocoEnv]) -> dict[str, Check]:
+    """The keyword arguments every Gymnasium v5 MuJoCo env (`env_class`) takes, with checks."""
+    return {
+        "xml_file": check_xml_file,
+        "frame_skip": check_c_int,
+        "default_camera_config": optional(check_camera_config),
+        "forward_reward_weight": check_finite,
+        "ctrl_cost_weight": check_nonnegative,
+        "reset_noise_scale": check_nonnegative,
+        "exclude_current_positions_from_observation": check_bool,
+        "render_mode": partial(check_one_of, choices=(None, *env_class.metadata["render_modes"])),
+        "width": check_c_int,
+        "height": check_c_int,
+        "camera_id": optional(partial(check_int, low=-1)),  # -1: MuJoCo's free camera
+        "camera_name": optional(check_str),
+        "max_geom": check_c_int,
+        "visual_options": optional(check_visual_options),
+    }
 
 
 class Transitions(NamedTuple):
@@ -41,7 +139,43 @@ class MujocoTaskEnv(TaskEnv, ABC):
     """
 
     needs_contact_forces: bool = False  # whether rewards or observations read cfrc_ext
+    gymnasium_kwargs: ClassVar[Mapping[str, Check]] = {}
+    """The keyword arguments of the Gymnasium env below, with their checks (`v5_kwargs`)."""
     _qpos_before: np.ndarray
+
+    def __init__(self, **kwargs: Any) -> None:
+        """Check `kwargs` (Gymnasium's, all named in `gymnasium_kwargs`) and build the v5 env;
+        then check those that name a body or camera against its model."""
+        checked = {name: self.gymnasium_kwargs[name](name, value) for name, value in kwargs.items()}
+        super().__init__(**checked)
+        self._check_model_references(kwargs)
+
+    @classmethod
+    def constructor_kwargs(cls) -> tuple[str, ...]:
+        """metarl's own parameters, then Gymnasium's."""
+        return tuple(dict.fromkeys((*super().constructor_kwargs(), *cls.gymnasium_kwargs)))
+
+    def _check_model_references(self, kwargs: Mapping[str, Any]) -> None:
+        """Raise `ValueError` if `main_body`, `camera_id` or `camera_name` names no body or
+        camera of the model (v5 would fail only at the first step or render, or not at all)."""
+        references = (
+            ("main_body", mujoco.mjtObj.mjOBJ_BODY, self.model.nbody),
+            ("camera_id", mujoco.mjtObj.mjOBJ_CAMERA, self.model.ncam),
+            ("camera_name", mujoco.mjtObj.mjOBJ_CAMERA, self.model.ncam),
+        )
+        for name, kind, count in references:
+            value = kwargs.get(name)
+            names = [mujoco.mj_id2name(self.model, kind, i) for i in range(count)]
+            names = [n for n in names if n]  # unnamed bodies have None
+            # The checks of `gymnasium_kwargs` have made an index an int >= 0 (>= -1 for a camera)
+            if value is None or (value in names if isinstance(value, str) else value < count):
+                continue
+            what = "body" if kind == mujoco.mjtObj.mjOBJ_BODY else "camera"
+            index = "" if name == "camera_name" else f" or an index < {count}"
+            raise ValueError(
+                f"{name} must be a {what} of the model: one of {names}{index}, got "
+                f"{describe(value)}"
+            )
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from metarl.envs.base import TaskEnv, UniformBox
-from metarl.envs.checks import check_nonnegative, check_range
+from metarl.envs.checks import check_positive, check_range
 
 
 class Navigation2DEnv(TaskEnv, gym.Env):
@@ -25,7 +25,9 @@ class Navigation2DEnv(TaskEnv, gym.Env):
         """Goals g ~ U[goal_range]²; actions are clipped to ±`max_action` (> 0) per coordinate."""
         bounds = check_range("goal_range", goal_range)
         self.task_distribution = UniformBox("goal", dim=2, bounds=bounds)
-        self._max_action = check_nonnegative("max_action", max_action, allow_zero=False)
+        # The action space is float32, so the bound must be one.
+        float32_max = float(np.finfo(np.float32).max)
+        self._max_action = check_positive("max_action", max_action, high=float32_max)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
         self.action_space = gym.spaces.Box(
             -self._max_action, self._max_action, shape=(2,), dtype=np.float32

@@ -10,7 +10,14 @@ import gymnasium as gym
 import numpy as np
 
 from metarl.envs.base import Task, TaskDistribution, TaskEnv
-from metarl.envs.checks import check_nonnegative, check_positive_int, task_array
+from metarl.envs.checks import (
+    check_finite,
+    check_int,
+    check_nonnegative,
+    check_positive,
+    check_positive_int,
+    task_array,
+)
 
 
 @dataclass(frozen=True)
@@ -74,21 +81,17 @@ class TabularMDPEnv(TaskEnv, gym.Env):
         reward-mean and Dirichlet settings; rewards have noise std `reward_noise_std`; every
         episode starts in `start_state`."""
         num_states = check_positive_int("num_states", num_states)
-        if not np.isfinite(reward_mean):
-            raise ValueError(f"reward_mean must be a finite number, got {reward_mean!r}")
+        num_actions = check_positive_int("num_actions", num_actions)
         self.task_distribution = RandomMDP(
             num_states,
-            check_positive_int("num_actions", num_actions),
-            float(reward_mean),
+            num_actions,
+            check_finite("reward_mean", reward_mean),
             check_nonnegative("reward_mean_std", reward_mean_std),
-            check_nonnegative("dirichlet_alpha", dirichlet_alpha, allow_zero=False),
+            check_positive("dirichlet_alpha", dirichlet_alpha),
         )
         self._noise_std = check_nonnegative("reward_noise_std", reward_noise_std)
-        if isinstance(start_state, bool) or start_state not in range(num_states):
-            raise ValueError(
-                f"start_state must be an integer in [0, {num_states}), got {start_state!r}"
-            )
-        self._start_state = int(start_state)
+        self._start_state = check_int("start_state", start_state, 0, num_states)
+        self._num_actions = num_actions
         self.observation_space = gym.spaces.Box(0.0, 1.0, shape=(num_states,), dtype=np.float32)
         self.action_space = gym.spaces.Discrete(num_actions)
         self._state = self._start_state
@@ -109,9 +112,11 @@ class TabularMDPEnv(TaskEnv, gym.Env):
         return self._observation(), info
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """Reward r ~ N(μ_sa, noise²), next state s' ~ P(·|s, a); never terminates."""
+        """Reward r ~ N(μ_sa, noise²), next state s' ~ P(·|s, a) for `action` an integer in
+        [0, A); never terminates."""
+        action = check_int("action", action, 0, self._num_actions)
         task = self._task_info()  # first: draws a task (and its arrays) if the env has none
-        state, action = self._state, int(action)
+        state = self._state
         mean = float(self._means[state, action])
         reward = mean + self._noise_std * float(self.np_random.standard_normal())
         # Inverse-CDF draw of the next state; the last bin catches float round-off below 1.

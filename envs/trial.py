@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 
 from metarl.envs.base import TaskEnv
-from metarl.envs.checks import check_positive_int
+from metarl.envs.checks import check_positive_int, describe
 
 
 class RL2Trial(gym.Wrapper, gym.utils.RecordConstructorArgs):
@@ -28,11 +28,11 @@ class RL2Trial(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def __init__(self, env: gym.Env, episodes_per_trial: int) -> None:
         """Wrap `env` (a metarl task env with a flat Box observation space and a Discrete or
         flat Box action space) into trials of `episodes_per_trial` episodes."""
+        if not isinstance(env, gym.Env) or not isinstance(env.unwrapped, TaskEnv):
+            raise ValueError(f"RL2Trial's env must be a metarl task env, got {describe(env)}")
+        episodes_per_trial = check_positive_int("episodes_per_trial", episodes_per_trial)
         gym.utils.RecordConstructorArgs.__init__(self, episodes_per_trial=episodes_per_trial)
         super().__init__(env)
-        if not isinstance(env.unwrapped, TaskEnv):
-            raise ValueError(f"RL2Trial needs a metarl task env, got {env.unwrapped}")
-        check_positive_int("episodes_per_trial", episodes_per_trial)
         obs_space, action_space = env.observation_space, env.action_space
         if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
             raise ValueError(f"RL2Trial needs a flat Box observation space, got {obs_space}")
