@@ -2,14 +2,19 @@
 
 Each worker owns a contiguous slice of the envs and steps only those the sampler names, so the
 physics of a batch runs on all cores. A worker's exception comes back as a `RuntimeError` with its
-traceback; a worker that dies or stops answering is reported, never waited on forever.
+traceback; a worker that dies or stops answering is reported, never waited on forever. Workers
+ignore SIGINT: a Ctrl-C in a terminal reaches the whole process group, and only the parent reports
+it (it stops the workers), instead of every booting worker printing its own traceback.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
+import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -58,6 +63,11 @@ class EnvGroup:
 
 def _worker(conn: Connection, env_fn: EnvFn, env_ids: Sequence[int]) -> None:
     """Serve ("reset" | "step" | "close", args) requests for an `EnvGroup` until closed."""
+    # The parent started this process with SIGINT ignored and blocked (`_children_ignore_sigint`);
+    # keep ignoring it, and unblock it so that processes this one starts get the usual mask.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # POSIX
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     group = None
     try:
         group = EnvGroup(env_fn, env_ids)
@@ -99,14 +109,21 @@ class GymBatchEnv:
             self._local = EnvGroup(env_fn, range(num_envs))
             return
         context = mp.get_context("spawn")  # no fork: the parent may run torch and MuJoCo threads
-        for ids in np.array_split(np.arange(num_envs), min(num_workers, num_envs)):
-            parent, child = context.Pipe()
-            process = context.Process(target=_worker, args=(child, env_fn, ids), daemon=True)
-            process.start()
-            child.close()
-            self._workers.append((process, parent, ids))
-        for worker in range(len(self._workers)):
-            self._receive(worker)
+        try:
+            with _children_ignore_sigint():
+                for ids in np.array_split(np.arange(num_envs), min(num_workers, num_envs)):
+                    parent, child = context.Pipe()
+                    process = context.Process(
+                        target=_worker, args=(child, env_fn, ids), daemon=True
+                    )
+                    process.start()
+                    child.close()
+                    self._workers.append((process, parent, ids))
+            for worker in range(len(self._workers)):
+                self._receive(worker)
+        except BaseException:  # Ctrl-C or a worker that failed: stop the others now, not later
+            self._stop(graceful=False)
+            raise
 
     def reset(
         self, env_ids: np.ndarray, tasks: Sequence[Task | None], seeds: Sequence[int | None]
@@ -124,12 +141,17 @@ class GymBatchEnv:
         """Stop the workers (terminating any that do not exit) and close every env."""
         if self._local is not None:
             self._local.close()
+        self._stop(graceful=True)
+
+    def _stop(self, graceful: bool) -> None:
+        """Ask each worker to close and give it 5 s (graceful), or terminate it at once."""
         for process, conn, _ in self._workers:
-            try:
-                conn.send(("close", None))
-            except (BrokenPipeError, OSError):
-                pass
-            process.join(timeout=5)
+            if graceful:
+                try:
+                    conn.send(("close", None))
+                except (BrokenPipeError, OSError):
+                    pass
+                process.join(timeout=5)
             if process.is_alive():
                 process.terminate()
                 process.join()
@@ -163,6 +185,31 @@ class GymBatchEnv:
         if status == "error":
             raise RuntimeError(f"sampler worker {worker} failed:\n{payload}")
         return payload
+
+
+@contextmanager
+def _children_ignore_sigint() -> Iterator[None]:
+    """Processes started inside the block begin with SIGINT ignored (a disposition that survives
+    `exec`, so the spawned interpreter keeps it), and blocked until `_worker` runs.
+
+    The parent blocks SIGINT for the block's few milliseconds rather than losing it: a Ctrl-C
+    that arrives meanwhile stays pending and raises `KeyboardInterrupt` here when the block ends.
+    Signal handlers can only be set from the main thread, and signal masks exist on POSIX only;
+    elsewhere the block changes nothing (the workers then ignore SIGINT from when `_worker`
+    starts).
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+        signal, "pthread_sigmask"
+    ):
+        yield
+        return
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if handler is None else handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _object_array(items: Sequence[Any]) -> np.ndarray:

@@ -56,6 +56,14 @@ class MujocoBatchEnv:
         else:
             self._rollout = rollout.Rollout(nthread=num_threads)
 
+    @staticmethod
+    def bytes_per_env(env: MujocoTaskEnv) -> int:
+        """Bytes of the arrays one copy of `env` takes: its physics state, contact forces and
+        task values (float64), as `__init__` allocates them (for the sampler's memory check)."""
+        spec = INTEGRATION if env.needs_contact_forces else FULLPHYSICS
+        task_size = len(env.task_vector(env.get_task()))
+        return 8 * (mujoco.mj_stateSize(env.model, spec) + env.model.nbody * 6 + task_size)
+
     def reset(
         self, env_ids: np.ndarray, tasks: Sequence[Task | None], seeds: Sequence[int | None]
     ) -> np.ndarray:

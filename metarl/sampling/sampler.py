@@ -2,13 +2,17 @@
 
 B = tasks × episodes_per_task envs step together. Each step runs ONE policy forward for all B
 envs, with per-task parameter sets stacked and batched by `torch.func.vmap`, then steps the
-physics of all B envs on all cores: in C threads for metarl's MuJoCo envs (`MujocoBatchEnv`), in
-worker processes for any other Gymnasium env (`GymBatchEnv`). docs/architecture.md §3.
+physics of all B envs: in C threads for metarl's MuJoCo envs (`MujocoBatchEnv`), as numpy arrays
+in this process for metarl's Navigation2D, Bandit and TabularMDP (`ToyBatchEnv`), in worker
+processes for any other Gymnasium env (`GymBatchEnv`). docs/architecture.md §3.
 """
 
 from __future__ import annotations
 
 import functools
+import math
+import numbers
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -26,6 +30,7 @@ from metarl.policies import Params, call
 from metarl.sampling.episodes import Episodes
 from metarl.sampling.gym_batch_env import GymBatchEnv
 from metarl.sampling.mujoco_batch_env import MujocoBatchEnv
+from metarl.sampling.toy_batch_env import ToyBatchEnv
 
 ParamSets = Params | Sequence[Params] | None
 
@@ -35,8 +40,10 @@ class VectorSampler:
 
     env: a Gymnasium id (metarl ids also by short name) or a picklable env factory.
     horizon: steps per episode; defaults to the env's registered `max_episode_steps`.
-    num_workers: cores for the physics (threads on the fast path, processes otherwise; 0 runs
-        the generic path in this process). fast: use the MuJoCo fast path when the env allows it.
+    num_workers: cores for the physics (threads on the MuJoCo fast path, processes on the generic
+        path; 0 runs the generic path in this process). fast: use the fast path the env allows:
+        C threads for metarl's MuJoCo envs, numpy arrays in this process for Navigation2D,
+        Bandit and TabularMDP (both give the generic path's episodes; False forces the generic).
     torch_threads: torch's intra-op threads while `sample` runs the policy, leaving the other
         cores to the physics. torch's thread count is process-wide: `sample` sets it and puts
         the previous count back when it returns; None leaves it alone.
@@ -55,7 +62,11 @@ class VectorSampler:
         torch_threads: int | None = 1,
     ) -> None:
         """Build the `num_envs` envs of `env` (arguments above) and seed the RNGs of env resets
-        and action noise with `seed`."""
+        and action noise with `seed`. Raises `ValueError` before building them if the batch
+        would not fit in the memory available."""
+        if isinstance(num_envs, bool) or not isinstance(num_envs, numbers.Integral) or num_envs < 1:
+            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        num_envs = int(num_envs)
         env_fn = _env_factory(env, env_kwargs or {})
         self.env_id: str | None = env_fn.args[0] if isinstance(env_fn, functools.partial) else None
         template = env_fn()
@@ -67,9 +78,24 @@ class VectorSampler:
             template.observation_space,
             template.action_space,
         )
-        self.batch_env: MujocoBatchEnv | GymBatchEnv
-        if fast and isinstance(template.unwrapped, MujocoTaskEnv):
+        mujoco_path = fast and isinstance(template.unwrapped, MujocoTaskEnv)
+        toy_path = fast and not mujoco_path and ToyBatchEnv.supports(template)
+        if mujoco_path:
+            per_env = MujocoBatchEnv.bytes_per_env(template.unwrapped)
+        else:
+            per_env = ToyBatchEnv.bytes_per_env(template) if toy_path else 0
+        try:
+            check_batch_memory(
+                num_envs, self.horizon, self.observation_space, self.action_space, per_env
+            )
+        except ValueError:
+            template.close()
+            raise
+        self.batch_env: MujocoBatchEnv | ToyBatchEnv | GymBatchEnv
+        if mujoco_path:
             self.batch_env = MujocoBatchEnv(template.unwrapped, num_envs, max(num_workers, 1))
+        elif toy_path:
+            self.batch_env = ToyBatchEnv(template, num_envs)
         else:
             template.close()
             self.batch_env = GymBatchEnv(env_fn, num_envs, num_workers)
@@ -102,6 +128,15 @@ class VectorSampler:
                 f"{num_tasks} tasks × {episodes_per_task} episodes need {batch} envs; "
                 f"this sampler has {self.num_envs}"
             )
+        if episodes_per_trial > 1:
+            check_batch_memory(
+                batch,
+                self.horizon * episodes_per_trial,
+                self.observation_space,
+                self.action_space,
+                0,
+                "episodes_per_trial",
+            )
         forward = _batched_forward(policy, params, num_tasks)
         with torch.no_grad(), torch_threads(self.torch_threads):
             return self._collect(
@@ -127,7 +162,7 @@ class VectorSampler:
         self._generator.set_state(state["torch"])
 
     def close(self) -> None:
-        """Release the physics threads or worker processes."""
+        """Release the physics threads or worker processes (the in-process path has none)."""
         self.batch_env.close()
 
     def __enter__(self) -> VectorSampler:
@@ -311,6 +346,80 @@ def _action_bounds(space: gym.Space) -> tuple[np.ndarray | None, np.ndarray | No
     if isinstance(space, gym.spaces.Box):
         return space.low, space.high
     return None, None
+
+
+def check_batch_memory(
+    num_envs: int,
+    steps: int,
+    observation_space: gym.Space,
+    action_space: gym.Space,
+    bytes_per_env: int = 0,
+    also: str = "horizon",
+) -> None:
+    """Raise a one-line `ValueError` if `num_envs` envs × `steps` steps of episode buffers (and
+    `bytes_per_env` of env state each) would not fit in the memory available now.
+
+    The estimate is a floor: float32 observations, actions and four per-step scalars (reward,
+    log-prob, mask, done flags), which the sampler's buffers hold; training adds more on top.
+    `also` names the setting besides the batch size that sets `steps`. No check where the
+    available memory cannot be read.
+    """
+    available = available_memory()
+    if available is None:
+        return
+    per_step = _flat_size(observation_space) + _flat_size(action_space) + 4
+    needed = num_envs * (steps * per_step * 4 + bytes_per_env)
+    if needed > available:
+        raise ValueError(
+            f"a batch of {num_envs} envs × {steps} steps needs about {_bytes_text(needed)} of "
+            f"memory but {_bytes_text(available)} is available: lower the batch size (num_envs = "
+            f"tasks × episodes per task, e.g. an agent's meta_batch_size × episodes_per_task) or "
+            f"{also}"
+        )
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still allocate: /proc/meminfo's MemAvailable (free pages where it is
+    missing), capped by a cgroup v2 memory limit; None where none of these can be read."""
+    available = None
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if available is None:
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, AttributeError):
+            return None
+    try:
+        with (
+            open("/sys/fs/cgroup/memory.max") as limit,
+            open("/sys/fs/cgroup/memory.current") as current,
+        ):
+            maximum = limit.read().strip()
+            if maximum != "max":
+                available = min(available, max(int(maximum) - int(current.read()), 0))
+    except (OSError, ValueError):
+        pass
+    return available
+
+
+def _flat_size(space: gym.Space) -> int:
+    """Numbers per step of a space: 1 for Discrete (its int64 actions count as 2 float32 slots)."""
+    if isinstance(space, gym.spaces.Discrete):
+        return 2
+    return math.prod(space.shape) if space.shape else 1
+
+
+def _bytes_text(count: int) -> str:
+    """`count` bytes in GiB (MiB below 1 GiB), for messages."""
+    if count < 2**30:
+        return f"{count / 2**20:.1f} MiB"
+    return f"{count / 2**30:.1f} GiB"
 
 
 @contextmanager

@@ -1,7 +1,14 @@
 """VectorSampler: shapes and masks, per-task parameters and tasks, determinism, the fast path
-against the Gymnasium env, termination, recurrent carry-over, worker failures."""
+against the Gymnasium env, termination, recurrent carry-over, worker failures, Ctrl-C while the
+workers start, the memory check."""
 
 import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import gymnasium as gym
 import pytest
@@ -9,6 +16,7 @@ import torch
 from failing_env import FailingEnv  # its own module: spawned workers import it without torch
 
 from metarl.policies import GRUPolicy, call, make_policy, parameters
+from metarl.sampling import sampler as sampler_module
 from metarl.sampling.episodes import Episodes
 from metarl.sampling.sampler import VectorSampler
 
@@ -184,3 +192,110 @@ def test_restoring_the_state_dict_repeats_the_next_batch():
         first = sampler.sample(policy, tasks, 2)
         sampler.load_state_dict(state)
         assert_same_episodes(first, sampler.sample(policy, tasks, 2))
+
+
+SIGINT_SCRIPT = """
+import os
+import sys
+
+if __name__ == "__main__":
+    os.environ["METARL_SLOW_ENV_PARENT"] = str(os.getpid())  # slow in the workers only
+    sys.path.insert(0, {tests!r})
+    from slow_env import SlowEnv
+    from metarl.sampling.gym_batch_env import GymBatchEnv
+
+    GymBatchEnv(SlowEnv, 4, num_workers=2)
+"""
+
+
+def _running(pid):
+    """Whether `pid` is a live process (not gone, not a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_ctrl_c_during_worker_start_up_reports_only_in_the_parent(tmp_path):
+    """A terminal's Ctrl-C goes to the whole process group: the workers must stay silent, the
+    parent raises KeyboardInterrupt and stops them at once (not after their 120 s start-up)."""
+    script = tmp_path / "start.py"
+    script.write_text(SIGINT_SCRIPT.format(tests=str(Path(__file__).parent)))
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, str(script)],
+        env={**os.environ, "METARL_SLOW_ENV_DIR": str(markers)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a shell gives a job
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(markers.iterdir())) < 2:  # both workers are in their slow start-up
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the workers never started"
+            time.sleep(0.1)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert process.returncode != 0
+    assert stderr.count("Traceback") == 1 and stderr.rstrip().endswith("KeyboardInterrupt")
+    assert "spawn_main" not in stderr and "Process SpawnProcess" not in stderr, stderr
+    workers = [int(marker.name) for marker in markers.iterdir()]
+    assert not any(_running(pid) for pid in workers)
+
+
+@pytest.fixture
+def no_batch_envs(monkeypatch):
+    """Any batch env the sampler builds fails the test: the memory check comes first."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the sampler built its envs before checking their memory")
+
+    for name in ("MujocoBatchEnv", "ToyBatchEnv", "GymBatchEnv"):
+        monkeypatch.setattr(getattr(sampler_module, name), "__init__", refuse)
+
+
+@pytest.mark.parametrize("env", ["navigation2d", "bandit", CHEETAH, lambda: FailingEnv()])
+def test_a_batch_too_big_for_memory_fails_fast_before_allocating(env, no_batch_envs):
+    start = time.monotonic()
+    with pytest.raises(ValueError, match=r"needs about .* GiB of memory but .* is available") as e:
+        VectorSampler(env, 10**12, horizon=100 if callable(env) else None)
+    assert time.monotonic() - start < 10
+    message = str(e.value)
+    assert "\n" not in message and "10^12" not in message and "1000000000000 envs" in message
+    assert "num_envs = tasks × episodes per task" in message and "meta_batch_size" in message
+
+
+def test_the_memory_estimate_counts_steps_and_physics_state(monkeypatch):
+    monkeypatch.setattr(sampler_module, "available_memory", lambda: 100 * 2**20)
+    # 200 steps × (17 + 6 + 4) float32 and the cheetah's 544 bytes of physics state per env.
+    with pytest.raises(
+        ValueError,
+        match=r"5000 envs × 200 steps needs about 105\.6 MiB of memory but 100\.0 MiB is available",
+    ):
+        VectorSampler(CHEETAH, 5000)
+    with VectorSampler("navigation2d", 64, num_workers=0) as sampler:
+        policy = policy_for(sampler)
+        with pytest.raises(ValueError, match="or episodes_per_trial"):
+            sampler.sample(policy, None, 64, episodes_per_trial=10**4)
+    monkeypatch.setattr(sampler_module, "available_memory", lambda: None)  # unknown: no check
+    with VectorSampler("navigation2d", 10**4, horizon=1) as sampler:
+        assert sampler.num_envs == 10**4
+
+
+def test_the_available_memory_is_read():
+    available = sampler_module.available_memory()
+    assert available is not None and 0 < available < 2**50
+
+
+@pytest.mark.parametrize("num_envs", [0, -3, 2.0, 1e9, True])
+def test_num_envs_must_be_a_positive_integer(num_envs):
+    with pytest.raises(ValueError, match="num_envs must be an integer >= 1"):
+        VectorSampler("navigation2d", num_envs)

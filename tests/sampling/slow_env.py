@@ -1,0 +1,37 @@
+"""An env that is slow to start in a spawned sampler worker, for the Ctrl-C start-up test.
+
+Importing this module in any process but `$METARL_SLOW_ENV_PARENT` (a worker imports it while it
+boots, to unpickle the `SlowEnv` factory) marks that process's pid in `$METARL_SLOW_ENV_DIR` and
+then sleeps, as a worker importing torch and building a heavy env would: a Ctrl-C then lands in
+the workers' start-up. Importable without torch, like failing_env.
+"""
+
+import os
+import time
+from pathlib import Path
+
+import gymnasium as gym
+
+import metarl  # noqa: F401  (registers the envs in the worker process)
+
+_MARKER_DIR = os.environ.get("METARL_SLOW_ENV_DIR")
+if _MARKER_DIR and os.environ.get("METARL_SLOW_ENV_PARENT") != str(os.getpid()):
+    (Path(_MARKER_DIR) / str(os.getpid())).touch()
+    time.sleep(120)
+
+
+class SlowEnv(gym.Env):
+    """A Navigation2D behind a wrapper class, so that the sampler takes its generic path."""
+
+    def __init__(self):
+        self.env = gym.make("metarl/Navigation2D-v0")
+        self.observation_space, self.action_space = (
+            self.env.observation_space,
+            self.env.action_space,
+        )
+
+    def reset(self, *, seed=None, options=None):
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action):
+        return self.env.step(action)
