@@ -95,6 +95,12 @@ def test_wheel_maps_envs_and_agents_under_metarl(wheel_files):
         assert module in wheel_files
 
 
+def test_wheel_ships_the_benchmark_configs_that_the_readme_uses(wheel_files):
+    shipped = {Path(n).name for n in wheel_files if n.startswith("metarl/cli/configs/")}
+    assert shipped == {p.name for p in (ROOT / "metarl" / "cli" / "configs").glob("*.yaml")}
+    assert "rl2-bandit.yaml" in shipped  # README: --config rl2-bandit
+
+
 def test_wheel_declares_the_console_script(wheel, wheel_files):
     (name,) = [n for n in wheel_files if n.endswith(".dist-info/entry_points.txt")]
     with zipfile.ZipFile(wheel[0]) as archive:

@@ -9,9 +9,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import NoReturn
 
 import metarl
 from metarl.agents import AGENTS, REFERENCE_AGENTS
+from metarl.cli.shipped_configs import shipped_configs
 from metarl.envs import ENVS
 
 
@@ -29,7 +31,18 @@ def _list(args: argparse.Namespace) -> int:
     print("Reference agents (no training; metarl evaluate --agent NAME --env ENV):")
     for name, description in REFERENCE_AGENTS.items():
         print(f"  {name:<{width + short + 2}}  {description}")
+    print("Shipped configs (metarl train AGENT --env ENV --config NAME):")
+    for name, path in shipped_configs().items():
+        print(f"  {name:<{width + short + 2}}  {_first_comment(path)}")
     return 0
+
+
+def _first_comment(path: Path) -> str:
+    """The first comment line of a YAML file, which says what the config is for."""
+    for line in path.read_text().splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -72,26 +85,46 @@ def _bench_sampler(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from metarl.envs import ENVS, resolve_env_id
-    from metarl.training.config import load_yaml, parse_sets
     from metarl.training.trainer import new_run, train
 
-    if args.resume:
-        if args.agent or args.env or args.set or args.config or args.seed is not None:
-            raise ValueError("--resume continues a run as recorded (only --iterations may change)")
-        print(f"run folder: {train(Path(args.resume), args.iterations)}")
+    continued = args.resume or args.restart
+    if args.resume and args.restart:
+        raise ValueError("--resume DIR continues a run, --restart DIR starts it over: pick one")
+    if args.resume and (args.set or args.config or args.seed is not None):
+        raise ValueError(
+            "--resume continues a run as recorded (only --iterations may change); to change "
+            "config values, start it over with --restart DIR --set KEY=VALUE"
+        )
+    if continued and (args.agent or args.env or args.env_kwargs):
+        raise ValueError("--resume/--restart take the agent and env the run folder records")
+    if continued:
+        values = _config_values(args) if args.restart else None
+        run_dir = train(Path(continued), args.iterations, restart=bool(args.restart), values=values)
+        print(f"run folder: {run_dir}")
         return 0
     if not args.agent or not args.env:
         raise ValueError("train needs an AGENT and --env ENV (or --resume DIR)")
-    values = {**(load_yaml(args.config) if args.config else {}), **parse_sets(args.set)}
-    for key in ("seed", "iterations"):
-        if getattr(args, key) is not None:
-            values[key] = getattr(args, key)
+    values = _config_values(args)
     env_kwargs = _env_kwargs(args.env_kwargs)
     short = next(e.short_name for e in ENVS if e.id == resolve_env_id(args.env))
     out = Path(args.out or f"runs/{args.agent}-{short}-{time.strftime('%Y%m%d-%H%M%S')}")
     new_run(args.agent, args.env, values, out, env_kwargs, args.checkpoint_every)
     print(f"run folder: {train(out)}")
     return 0
+
+
+def _config_values(args: argparse.Namespace) -> dict:
+    """The config values of `--config` (a file, or a shipped config's name), `--set`, `--seed`
+    and `--iterations`, in that order of precedence."""
+    from metarl.cli.shipped_configs import config_path
+    from metarl.training.config import load_yaml, parse_sets
+
+    values = {**(load_yaml(config_path(args.config)) if args.config else {})}
+    values.update(parse_sets(args.set))
+    for key in ("seed", "iterations"):
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
+    return values
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -169,9 +202,18 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line like every other error of the command line
+    (sub-command parsers are of this class too)."""
+
+    def error(self, message: str) -> NoReturn:
+        """`metarl: error: MESSAGE (see `PROG --help`)` on stderr, exit status 2."""
+        self.exit(2, f"metarl: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per job."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="metarl", description="Meta-reinforcement learning on Gymnasium and MuJoCo."
     )
     parser.add_argument("--version", action="version", version=f"metarl {metarl.__version__}")
@@ -214,10 +256,18 @@ def build_parser() -> argparse.ArgumentParser:
     sampler.add_argument("--json", action="store_true", help="print the records as JSON")
     sampler.set_defaults(run=_bench_sampler)
 
-    train = commands.add_parser("train", help="train an agent into a run folder, or resume one")
+    train = commands.add_parser(
+        "train",
+        help="train an agent into a run folder, or resume one",
+        add_help=False,
+        description="Train an agent into a run folder, resume one, or start one over. "
+        "`metarl train AGENT --help` lists AGENT's config keys.",
+    )
     train.add_argument("agent", nargs="?", help="agent name (see `metarl list`)")
     train.add_argument("--env", help="env id or short name")
-    train.add_argument("--config", help="YAML file of config values")
+    train.add_argument(
+        "--config", help="YAML file of config values, or a shipped config's name (metarl list)"
+    )
     train.add_argument(
         "--set",
         action="append",
@@ -237,6 +287,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--resume", metavar="DIR", help="continue the run in DIR (with --iterations N: to N in all)"
+    )
+    train.add_argument(
+        "--restart",
+        metavar="DIR",
+        help="start the run in DIR over from iteration 0, discarding its checkpoints and "
+        "progress (--config/--set/--seed change its recorded config)",
+    )
+    train.add_argument(
+        "-h", "--help", action=_AgentHelp, help="this help; `train AGENT --help`: AGENT's config"
     )
     train.set_defaults(run=_train)
 
@@ -284,6 +343,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _AgentHelp(argparse.Action):
+    """`-h/--help` of `train`: the usual help, then the config keys of the AGENT given before
+    it (`metarl train maml-trpo --help`) with their types, defaults and docstrings."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str) -> None:
+        """A flag with no value, as argparse's own help."""
+        super().__init__(option_strings, dest=argparse.SUPPRESS, nargs=0, help=help)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        """Print the help and exit with status 0 (an unknown AGENT: the error, status 2)."""
+        from metarl.cli.agent_help import config_help
+
+        parser.print_help()
+        agent = getattr(namespace, "agent", None)
+        if agent:
+            try:
+                text = config_help(agent)
+            except ValueError as error:
+                parser.exit(2, f"metarl: error: {error}\n")
+            print(f"\n{text}")
+        parser.exit()
+
+
 def _positive_int(text: str) -> int:
     return _int_at_least(text, 1)
 
@@ -308,5 +396,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:  # bad user input (unknown env, bad task): no traceback
         print(f"metarl: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # an --out that cannot be written, a disk that is full
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"metarl: error: {where}{error.strerror or error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:  # Ctrl-C; `train` has kept its checkpoint and said how to resume
+        print("metarl: interrupted", file=sys.stderr)
         return 130  # 128 + SIGINT, so that `metarl train ... && metarl evaluate ...` stops

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from metarl.cli.report import AXIS_LABELS, save_png
+from metarl.cli.report import AXIS_LABELS, read_result, save_figure
 from metarl.training.logger import read_progress
 
 # progress column → (label, line style): dashed before adaptation, dotted at a trial's end.
@@ -18,8 +18,14 @@ CURVES = {
     "post_return": ("post-adaptation", "-"),
     "first_episode_return": ("first episode of the trial", "--"),
     "last_episode_return": ("last episode of the trial", ":"),
+    "prior_return": ("prior z (collection)", "--"),
+    "posterior_return": ("posterior z (collection)", "-"),
+    "test_return": ("held-out trials, last episode", ":"),
     "return": ("mean episode return", "-"),
 }
+
+FORMATS = (".png", ".pdf", ".svg")
+"""The figure formats `-o` takes, by suffix (none: `.png` is added)."""
 
 
 def plot(run_dirs: Sequence[Path], out_file: Path) -> Path:
@@ -31,12 +37,22 @@ def plot(run_dirs: Sequence[Path], out_file: Path) -> Path:
         rows = read_progress(run_dir / "progress.csv")
         if not rows:
             raise ValueError(f"{run_dir} has no progress.csv rows to plot")
-        steps = [row["env_steps"] for row in rows]
-        for key, (label, style) in CURVES.items():
-            if key in rows[0]:
-                values = [row[key] for row in rows]
-                name = f"{run_dir.name}: {label}"
-                axes.plot(steps, values, style, color=f"C{index}", label=name)
+        curves = [key for key in CURVES if key in rows[0]]
+        if not curves:
+            raise ValueError(
+                f"{run_dir}/progress.csv has none of the return columns {', '.join(CURVES)}"
+            )
+        for key in curves:
+            label, style = CURVES[key]
+            # Columns measured every few iterations (PEARL's test_return) are NaN in between.
+            points = [(r["env_steps"], r[key]) for r in rows if math.isfinite(r[key])]
+            if points:
+                steps, values = zip(*points, strict=True)
+                axes.plot(
+                    steps, values, style, color=f"C{index}", label=f"{run_dir.name}: {label}"
+                )
+    if not axes.lines:
+        raise ValueError("no finite returns to plot yet: train for more iterations")
     axes.set(xlabel="env steps", ylabel="mean episode return")
     return _save(figure, axes, out_file)
 
@@ -51,7 +67,7 @@ def plot_adaptation(sources: Sequence[Path], out_file: Path) -> Path:
         path = next((c for c in candidates if c.is_file()), None)
         if path is None:
             raise ValueError(f"{source} has no adaptation.json: run `metarl evaluate` first")
-        result = json.loads(path.read_text())
+        result = read_result(path)
         label = f"{result['agent']} on {result['env']} ({AXIS_LABELS[result['axis']]})"
         axes.errorbar(
             result["adaptation_env_steps"],
@@ -66,10 +82,22 @@ def plot_adaptation(sources: Sequence[Path], out_file: Path) -> Path:
     return _save(figure, axes, out_file)
 
 
+def figure_path(out_file: Path) -> Path:
+    """`out_file` with `.png` added if it has no suffix; a one-line `ValueError` for a suffix
+    that is not one of `FORMATS`."""
+    out_file = Path(out_file)
+    if not out_file.suffix:
+        return out_file.with_name(out_file.name + ".png")
+    if out_file.suffix.lower() not in FORMATS:
+        raise ValueError(f"-o {out_file}: the figure formats are {', '.join(FORMATS)}")
+    return out_file
+
+
 def _save(figure: Figure, axes: Axes, out_file: Path) -> Path:
-    """Legend, grid, and the figure written to `out_file` as a PNG."""
+    """Legend, grid, and the figure written to `out_file` (its format by its suffix)."""
     axes.legend(fontsize=8)
     axes.grid(alpha=0.3)
     figure.tight_layout()
-    save_png(figure, Path(out_file))
-    return Path(out_file)
+    out_file = figure_path(out_file)
+    save_figure(figure, out_file)
+    return out_file

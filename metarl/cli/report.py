@@ -12,9 +12,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
+import yaml
 from matplotlib.figure import Figure
 
-from metarl.training.checkpoint import write_atomically
+from metarl.training.checkpoint import make_folder, write_atomically
 
 AXIS_LABELS = {"adapt_steps": "adaptation steps", "episode": "episode of the trial"}
 """The x-axis of each kind of result: gradient steps (MAML family) or episodes of a trial."""
@@ -23,8 +25,7 @@ AXIS_LABELS = {"adapt_steps": "adaptation steps", "episode": "episode of the tri
 def write_result(out_dir: Path, result: dict[str, Any]) -> None:
     """`adaptation.json`, `.csv` and `.png` (return with its 95% CI) in `out_dir`, each
     written atomically."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = make_folder(out_dir)
     text = json.dumps(result, indent=1).encode()
     write_atomically(out_dir / "adaptation.json", lambda file: file.write(text))
     axis = result["axis"]
@@ -45,12 +46,45 @@ def write_result(out_dir: Path, result: dict[str, Any]) -> None:
     if len(result[axis]) <= 20:
         axes.set_xticks(result[axis])
     figure.tight_layout()
-    save_png(figure, out_dir / "adaptation.png")
+    save_figure(figure, out_dir / "adaptation.png")
 
 
-def save_png(figure: Figure, path: Path) -> None:
-    """`figure` as a 120-dpi PNG at `path`, written atomically."""
+def save_figure(figure: Figure, path: Path) -> None:
+    """`figure` at `path` (PNG at 120 dpi, or the vector format its suffix names), written
+    atomically."""
     image = io.BytesIO()
-    figure.savefig(image, format="png", dpi=120)
+    figure.savefig(image, format=Path(path).suffix.lstrip(".").lower() or "png", dpi=120)
     data = image.getvalue()
     write_atomically(Path(path), lambda file: file.write(data))
+
+
+def read_result(path: Path) -> dict[str, Any]:
+    """An `adaptation.json` as today's result dict: a one-line `ValueError` if it is not one,
+    and results written by metarl 0.1.0 before `axis` existed (gradient-step results only)
+    upgraded with their `axis`, `env_kwargs` and `adaptation_env_steps` (k × episodes per task
+    × horizon, the horizon from the run folder's config, else the env's registered one)."""
+    path = Path(path)
+    try:
+        result = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not an evaluation result ({error})") from None
+    if not isinstance(result, dict) or not {"agent", "env", "mean_return", "ci95"} <= set(result):
+        raise ValueError(f"{path} is not an evaluation result (no agent, env, mean_return, ci95)")
+    if "axis" in result:
+        return result
+    if "adapt_steps" not in result or "episodes_per_task" not in result:
+        raise ValueError(f"{path} is an evaluation result of an unknown format (no axis)")
+    horizon = _recorded_horizon(path) or gym.spec(result["env"]).max_episode_steps
+    per_step = result["episodes_per_task"] * horizon
+    steps = [k * per_step for k in result["adapt_steps"]]
+    return {"env_kwargs": {}, **result, "axis": "adapt_steps", "adaptation_env_steps": steps}
+
+
+def _recorded_horizon(path: Path) -> int | None:
+    """The horizon in the config of the run folder holding `path` (`RUN/eval/adaptation.json`),
+    if any."""
+    config = path.parent.parent / "config.yaml"
+    if path.parent.name != "eval" or not config.is_file():
+        return None
+    record = yaml.safe_load(config.read_text())
+    return record.get("config", {}).get("horizon") if isinstance(record, dict) else None

@@ -18,9 +18,9 @@ from torch import Tensor
 from metarl.envs import resolve_env_id
 from metarl.envs.base import Task
 from metarl.sampling.tasks import HELD_OUT_SEED_OFFSET, held_out_tasks
-from metarl.training.checkpoint import load_checkpoint
+from metarl.training.checkpoint import load_checkpoint, restore_agent
 from metarl.training.config import build_config
-from metarl.training.trainer import Run
+from metarl.training.run_folder import Run
 
 
 def evaluate(
@@ -41,10 +41,11 @@ def evaluate(
     run = Run.load(run_dir)
     trial = "episodes_per_trial" in run.config
     overrides = {} if episodes is None or trial else {"episodes_per_task": episodes}
+    _final_checkpoint(run_dir)  # a folder without one fails before the agent is built
     agent = run.build(**overrides)
     try:
-        payload = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
-        agent.load_state_dict(payload["agent"])
+        path, payload = _final_checkpoint(run_dir)
+        restore_agent(agent, payload, path, f"{run.agent} on {run.env}")
         seed = run.config["seed"] + HELD_OUT_SEED_OFFSET if seed is None else seed
         tasks = held_out_tasks(run.env, run.env_kwargs, seed, num_tasks)
         horizon = run.config.get("horizon") or _registered_horizon(run.env)
@@ -150,6 +151,19 @@ def _steps_summary(agent: Any, tasks: list[Task], adapt_steps: int, horizon: int
         "mean_return": mean.tolist(),
         "ci95": ci.tolist(),
     }
+
+
+def _final_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """The newest checkpoint of a run: `latest.pt`, or the policy-only `policy.pt` that a
+    committed benchmark folder keeps instead; a one-line `ValueError` if there is neither."""
+    folder = run_dir / "checkpoints"
+    for name in ("latest.pt", "policy.pt"):
+        if (folder / name).is_file():
+            return folder / name, load_checkpoint(folder / name)
+    raise ValueError(
+        f"{run_dir} has no checkpoint to evaluate (checkpoints/latest.pt or policy.pt): train it "
+        f"first, or continue it with `metarl train --resume {run_dir}`"
+    )
 
 
 def _registered_horizon(env: str) -> int:

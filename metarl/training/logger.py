@@ -1,60 +1,134 @@
-"""Per-iteration metrics to stdout, `progress.csv` and TensorBoard (docs/architecture.md §7)."""
+"""Per-iteration metrics to stdout, `progress.csv` and TensorBoard (docs/architecture.md §7).
+
+Both files are views of the rows the checkpoint carries: `progress.csv` is rewritten atomically
+after every row, and a resumed run rewrites it and the TensorBoard events from its checkpoint's
+rows, so neither ever holds a torn, missing or repeated row.
+"""
 
 from __future__ import annotations
 
 import csv
+import io
+import math
+from collections.abc import Sequence
 from pathlib import Path
 
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from metarl.training.checkpoint import write_atomically
+
+Row = dict[str, int | float]
+"""One iteration's values: `iteration` and `env_steps` are ints, the rest floats."""
+
+INTEGER_COLUMNS = ("iteration", "env_steps")
+"""The columns written as integers (every other column is a float)."""
+
 
 class Logger:
-    """Writes one row per iteration. The CSV's columns are fixed by its first row; a resumed
-    run appends to the same file after truncating it to the rows its checkpoint covers."""
+    """Writes one row per iteration. The columns are fixed by the first row."""
 
-    def __init__(self, run_dir: Path, keep_rows: int = 0) -> None:
-        """Start `run_dir/progress.csv` afresh, keeping only its first `keep_rows` rows (0:
-        none), and open TensorBoard's writer on `run_dir/tensorboard`."""
-        self.path = run_dir / "progress.csv"
-        rows = read_progress(self.path)[:keep_rows] if keep_rows else []
-        self.columns: list[str] | None = list(rows[0]) if rows else None
-        with open(self.path, "w", newline="") as file:
-            if rows:
-                writer = csv.DictWriter(file, self.columns)
-                writer.writeheader()
-                writer.writerows(rows)
-        self.tensorboard = SummaryWriter(str(run_dir / "tensorboard"))
+    def __init__(self, run_dir: Path, rows: Sequence[Row] = ()) -> None:
+        """Continue a run whose checkpoint holds `rows` (none: a fresh run): `progress.csv` and
+        the TensorBoard events are rewritten to exactly those rows."""
+        self.path = Path(run_dir) / "progress.csv"
+        self.rows = [dict(row) for row in rows]
+        self.columns: list[str] | None = list(self.rows[0]) if self.rows else None
+        if self.rows or self.path.exists():
+            write_progress(self.path, self.rows)
+        self.tensorboard = _fresh_tensorboard(Path(run_dir) / "tensorboard", self.rows)
 
-    def log(self, row: dict[str, float]) -> None:
-        """Append `row` (it must have the first row's keys) and show it on one stdout line."""
+    def log(self, row: Row) -> None:
+        """Add `row` (it must have the first row's keys) and show it on one stdout line."""
         if self.columns is None:
             self.columns = list(row)
-            with open(self.path, "a", newline="") as file:
-                csv.DictWriter(file, self.columns).writeheader()
         if set(row) != set(self.columns):
             raise ValueError(f"metrics {sorted(row)} differ from the columns {self.columns}")
-        with open(self.path, "a", newline="") as file:
-            csv.DictWriter(file, self.columns).writerow(row)
-        step = int(row["env_steps"])
-        for key, value in row.items():
-            self.tensorboard.add_scalar(key, value, step)
+        self.rows.append(dict(row))
+        write_progress(self.path, self.rows)
+        _add_scalars(self.tensorboard, row)
         tqdm.write("  ".join(f"{key} {_format(value)}" for key, value in row.items()))
 
     def close(self) -> None:
-        """Close the TensorBoard writer (the CSV is opened and closed for each row)."""
+        """Flush and close the TensorBoard writer."""
         self.tensorboard.close()
 
 
-def read_progress(path: Path) -> list[dict[str, float]]:
-    """The rows of a `progress.csv` as floats (no file: no rows)."""
+def progress_text(rows: Sequence[Row]) -> str:
+    """`rows` as CSV text: a header of the first row's keys, then one line per row."""
+    if not rows:
+        return ""
+    table = io.StringIO()
+    writer = csv.DictWriter(table, list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return table.getvalue()
+
+
+def write_progress(path: Path, rows: Sequence[Row]) -> None:
+    """`rows` to `path` as CSV, atomically."""
+    data = progress_text(rows).encode()
+    write_atomically(Path(path), lambda file: file.write(data))
+
+
+def read_progress(path: Path) -> list[Row]:
+    """The rows of a `progress.csv` (no file: no rows), `INTEGER_COLUMNS` as ints and the rest
+    as floats; a one-line `ValueError` naming the file and line if it is not such a table."""
+    path = Path(path)
     if not path.is_file():
         return []
-    with open(path, newline="") as file:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(file)]
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a metarl progress.csv (not text)") from None
+    reader = csv.DictReader(io.StringIO(text))
+    rows = []
+    try:
+        for row in reader:
+            if None in row or None in row.values():
+                raise ValueError("wrong number of fields")
+            rows.append({key: _number(key, value) for key, value in row.items()})
+    except (ValueError, csv.Error) as error:
+        raise ValueError(
+            f"{path} is not a metarl progress.csv (line {reader.line_num}: {error})"
+        ) from None
+    if rows and not set(INTEGER_COLUMNS) <= set(rows[0]):
+        raise ValueError(f"{path} is not a metarl progress.csv (no iteration/env_steps columns)")
+    return rows
+
+
+def _number(key: str, text: str) -> int | float:
+    """A CSV field as the column's type."""
+    value = float(text)
+    if key in INTEGER_COLUMNS:
+        if not value.is_integer():
+            raise ValueError(f"{key} {text!r} is not an integer")
+        return int(value)
+    return value
+
+
+def _fresh_tensorboard(folder: Path, rows: Sequence[Row]) -> SummaryWriter:
+    """A writer on a new event file holding exactly `rows`; the folder's older event files
+    (whose last points may be torn or ahead of the checkpoint) are removed once it is flushed."""
+    older = list(folder.glob("events.out.tfevents.*")) if folder.is_dir() else []
+    writer = SummaryWriter(str(folder))
+    for row in rows:
+        _add_scalars(writer, row)
+    writer.flush()
+    for path in older:
+        path.unlink(missing_ok=True)
+    return writer
+
+
+def _add_scalars(writer: SummaryWriter, row: Row) -> None:
+    """One TensorBoard point per column of `row`, against its env steps."""
+    step = int(row["env_steps"])
+    for key, value in row.items():
+        writer.add_scalar(key, value, step)
 
 
 def _format(value: float) -> str:
     """A fixed-width number, so that the fields of successive stdout lines line up."""
-    text = f"{int(value)}" if float(value).is_integer() else f"{value:.4g}"
+    finite = isinstance(value, int) or math.isfinite(value)
+    text = f"{int(value)}" if finite and float(value).is_integer() else f"{value:.4g}"
     return f"{text:>10}"

@@ -1,63 +1,37 @@
-"""The one training loop for every agent, and its run folder (docs/architecture.md §7).
+"""The one training loop for every agent (docs/architecture.md §7).
 
-A run folder holds `config.yaml` (agent, env, env kwargs, resolved config, metarl version),
-`progress.csv` and TensorBoard events (one row per iteration), and `checkpoints/` (`latest.pt`
-after every iteration, `iter_NNNNN.pt` every `checkpoint_every`), all written atomically. A
-resumed run continues with exactly the rows the uninterrupted run would have written.
+Each iteration writes, in this order and each atomically: `checkpoints/latest.pt` (the agent's
+state, the global RNGs and every progress row so far: the run's one source of truth), the kept
+`iter_NNNNN.pt` when due, then `progress.csv` and the TensorBoard point, which derive from it.
+A resumed run rewrites the derived files from its checkpoint, so a SIGKILL at any moment leaves
+a folder that continues to exactly the rows the uninterrupted run writes. A finished run also
+writes `checkpoints/policy.pt`, what evaluation needs without training's bulky state.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 
-import metarl
 from metarl.agents.parts.protocol import Agent
 from metarl.agents.registry import agent_spec
 from metarl.envs import resolve_env_id
-from metarl.training.checkpoint import load_checkpoint, save_checkpoint, write_atomically
+from metarl.training.checkpoint import (
+    load_checkpoint,
+    restore_agent,
+    save_checkpoint,
+    write_atomically,
+)
 from metarl.training.config import build_config, config_dict
-from metarl.training.logger import Logger
-
-
-@dataclass
-class Run:
-    """What `config.yaml` records: enough to rebuild the agent."""
-
-    agent: str
-    env: str
-    env_kwargs: dict[str, Any]
-    config: dict[str, Any]
-    checkpoint_every: int = 50
-    version: str = metarl.__version__
-
-    def build(self, **overrides: Any) -> Agent:
-        """A fresh agent of this run (config values in `overrides` replace the recorded ones)."""
-        spec = agent_spec(self.agent)
-        config = build_config(spec.config_class, {**self.config, **overrides})
-        return spec.agent_class(self.env, config, env_kwargs=self.env_kwargs)
-
-    def save(self, run_dir: Path) -> None:
-        """Write this record to `run_dir/config.yaml`, atomically."""
-        text = yaml.safe_dump(self.__dict__, sort_keys=False).encode()
-        write_atomically(run_dir / "config.yaml", lambda file: file.write(text))
-
-    @classmethod
-    def load(cls, run_dir: Path) -> Run:
-        """The run recorded in `run_dir`, or a `ValueError` if there is none."""
-        path = Path(run_dir) / "config.yaml"
-        if not path.is_file():
-            raise ValueError(f"{run_dir} is not a metarl run folder (no config.yaml)")
-        return cls(**yaml.safe_load(path.read_text()))
+from metarl.training.logger import Logger, Row, read_progress
+from metarl.training.run_folder import Run, claim_folder, discard_history, run_lock
 
 
 def new_run(
@@ -68,79 +42,189 @@ def new_run(
     env_kwargs: dict[str, Any] | None = None,
     checkpoint_every: int = 50,
 ) -> Run:
-    """Check the agent, env and config values, and record the run in `out_dir` (new or empty)."""
+    """Check the agent, env and config values, and record the run in `out_dir` (new, empty, or
+    left by a creation that was interrupted)."""
     spec = agent_spec(agent)
     config = build_config(spec.config_class, {**spec.overrides, **values})
     run = Run(
         agent, resolve_env_id(env), dict(env_kwargs or {}), config_dict(config), checkpoint_every
     )
     _check_env_kwargs(run.env, run.env_kwargs)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise ValueError(f"{out_dir} is not empty: continue it with `metarl train --resume`")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    run.save(out_dir)
+    out_dir = claim_folder(Path(out_dir))
+    with run_lock(out_dir):
+        claim_folder(out_dir)  # again under the lock: another process may have started it
+        run.save(out_dir)
     return run
 
 
-def train(run_dir: Path, iterations: int | None = None) -> Path:
+def train(
+    run_dir: Path,
+    iterations: int | None = None,
+    *,
+    restart: bool = False,
+    values: dict[str, Any] | None = None,
+) -> Path:
     """Train the run in `run_dir` to its `iterations` (or to `iterations`, recorded as the new
-    total), from its latest checkpoint if it has one. On Ctrl-C the checkpoint of the last
-    finished iteration is kept and the `KeyboardInterrupt` propagates; train again to continue.
-    An agent's `FloatingPointError` (a loss that is NaN or infinite) becomes a `ValueError`
-    "iteration N: <what is not finite>", the checkpoint of iteration N − 1 kept."""
+    total), from its latest checkpoint if it has one, holding the folder's lock throughout.
+
+    `restart` discards the run's checkpoints and rows and trains from iteration 0, with the
+    config `values` changed (a run whose value made it crash can only be started over). On
+    Ctrl-C the checkpoint of the last finished iteration is kept and the `KeyboardInterrupt`
+    propagates; train again to continue. An agent's `FloatingPointError` (a loss that is NaN or
+    infinite) becomes a `ValueError` "iteration N: <what is not finite>", the checkpoint of
+    iteration N − 1 kept.
+    """
     run_dir = Path(run_dir)
     run = Run.load(run_dir)
+    with run_lock(run_dir):
+        if values and not restart:
+            raise ValueError("config values change only with --restart (the run starts over)")
+        if restart:
+            run = run.with_values(values or {})
+            tqdm.write(f"{discard_history(run_dir)}; training from iteration 0")
+        checkpoint, rows = _resume_point(run_dir, run)
+        if iterations is not None:
+            done = checkpoint["iteration"] if checkpoint else 0
+            if iterations < done:
+                raise ValueError(f"{run_dir} has already run {done} iterations")
+            run.config["iterations"] = iterations
+        if restart or iterations is not None:
+            run.save(run_dir)
+        return _train_locked(run_dir, run, checkpoint, rows)
+
+
+def _train_locked(
+    run_dir: Path, run: Run, checkpoint: dict[str, Any] | None, rows: list[Row]
+) -> Path:
+    """The loop of `train`, from `checkpoint` (None: iteration 0) with its progress `rows`."""
     latest = run_dir / "checkpoints" / "latest.pt"
-    checkpoint = load_checkpoint(latest) if latest.exists() else None
-    state = {"iteration": 0, "env_steps": 0.0, "wall_time": 0.0}
+    state = {"iteration": 0, "env_steps": 0, "wall_time": 0.0}
     if checkpoint is not None:
         state = {key: checkpoint[key] for key in state}
-    if iterations is not None:
-        if iterations < state["iteration"]:
-            raise ValueError(f"{run_dir} has already run {state['iteration']} iterations")
-        run.config["iterations"] = iterations
-        run.save(run_dir)
-    if checkpoint is None:
+        state["env_steps"] = int(state["env_steps"])
+    else:
         seed_global_rngs(run.config["seed"])
     agent = run.build()
-    if checkpoint is not None:
-        agent.load_state_dict(checkpoint["agent"])
-        if "global_rng" in checkpoint:  # absent from checkpoints written before it was added
-            set_global_rng_state(checkpoint["global_rng"])  # after build, which seeds torch
-    logger = Logger(run_dir, keep_rows=state["iteration"])
-    total = run.config["iterations"]
-    bar = tqdm(total=total, initial=state["iteration"], desc=f"{run.agent} {run.env}")
+    identity = {"agent": run.agent, "env": run.env}
+    logger = None
     try:
-        while state["iteration"] < total:
-            start = time.perf_counter()
-            try:
-                metrics = agent.train_step()
-            except FloatingPointError as error:  # a non-finite loss: one line from the CLI
-                raise ValueError(f"iteration {state['iteration'] + 1}: {error}") from error
-            elapsed = time.perf_counter() - start
-            state["iteration"] += 1
-            state["env_steps"] += metrics.pop("env_steps")
-            state["wall_time"] += elapsed
-            logger.log({**state, **metrics})
-            payload = {**state, "agent": agent.state_dict(), "global_rng": global_rng_state()}
-            save_checkpoint(latest, payload)
-            if state["iteration"] % run.checkpoint_every == 0:
-                save_checkpoint(
-                    run_dir / "checkpoints" / f"iter_{state['iteration']:05d}.pt", payload
-                )
-            returns = {k: f"{v:.1f}" for k, v in metrics.items() if k.endswith("return")}
-            rate = state["env_steps"] / max(state["wall_time"], 1e-9)
-            bar.set_postfix(**returns, steps_per_s=f"{rate:,.0f}")
-            bar.update()
-    except KeyboardInterrupt:
-        tqdm.write(f"interrupted: continue with `metarl train --resume {run_dir}`")
-        raise
+        if checkpoint is not None:
+            restore_agent(agent, checkpoint, latest, f"{run.agent} on {run.env}")
+            if "global_rng" in checkpoint:  # absent from checkpoints written before it was added
+                set_global_rng_state(checkpoint["global_rng"])  # after build, which seeds torch
+            _keep_periodic_checkpoint(run_dir, run, state["iteration"])
+        logger = Logger(run_dir, rows)
+        total = run.config["iterations"]
+        bar = tqdm(total=total, initial=state["iteration"], desc=f"{run.agent} {run.env}")
+        try:
+            while state["iteration"] < total:
+                start = time.perf_counter()
+                try:
+                    metrics = agent.train_step()
+                except FloatingPointError as error:  # a non-finite loss: one line from the CLI
+                    done = state["iteration"]
+                    kept = f"iteration {done}'s checkpoint is kept" if done else "no checkpoint"
+                    raise ValueError(
+                        f"iteration {done + 1}: {error} ({kept}; to change a value, start "
+                        f"over with `metarl train --restart {run_dir} --set KEY=VALUE`)"
+                    ) from error
+                elapsed = time.perf_counter() - start
+                state["iteration"] += 1
+                state["env_steps"] += round(float(metrics.pop("env_steps")))
+                state["wall_time"] += elapsed
+                row = {**state, **{key: float(value) for key, value in metrics.items()}}
+                rows.append(row)
+                payload = {
+                    **state,
+                    "run": identity,
+                    "progress": rows,
+                    "agent": agent.state_dict(),
+                    "global_rng": global_rng_state(),
+                }
+                save_checkpoint(latest, payload)  # the truth: every file below derives from it
+                if state["iteration"] % run.checkpoint_every == 0:
+                    save_checkpoint(_periodic(run_dir, state["iteration"]), payload)
+                logger.log(row)
+                returns = {k: f"{v:.1f}" for k, v in metrics.items() if k.endswith("return")}
+                rate = state["env_steps"] / max(state["wall_time"], 1e-9)
+                bar.set_postfix(**returns, steps_per_s=f"{rate:,.0f}")
+                bar.update()
+        except KeyboardInterrupt:
+            tqdm.write(f"interrupted: continue with `metarl train --resume {run_dir}`")
+            raise
+        finally:
+            bar.close()
+        _export_policy(run_dir, agent, state, identity)
     finally:
-        bar.close()
-        logger.close()
+        if logger is not None:
+            logger.close()
         agent.close()
     return run_dir
+
+
+def _resume_point(run_dir: Path, run: Run) -> tuple[dict[str, Any] | None, list[Row]]:
+    """The latest checkpoint (None for a run that has not finished an iteration) and its
+    progress rows. Rows without a checkpoint are never dropped silently: a one-line
+    `ValueError` says what is there and that `--restart` discards it."""
+    latest = run_dir / "checkpoints" / "latest.pt"
+    progress = run_dir / "progress.csv"
+    if not latest.exists():
+        periodic = sorted((run_dir / "checkpoints").glob("iter_*.pt"))
+        has_rows = progress.is_file() and progress.stat().st_size > 0
+        if not has_rows and not periodic:
+            return None, []
+        found = f"its newest, {periodic[-1].name}, " if periodic else "none"
+        raise ValueError(
+            f"{run_dir} has progress rows or checkpoints but no checkpoints/latest.pt to "
+            f"continue from (kept checkpoints: {found}); copy a kept checkpoint to latest.pt "
+            f"to continue from it, or discard the history with `metarl train --restart {run_dir}`"
+        )
+    checkpoint = load_checkpoint(latest)
+    if "progress" in checkpoint:
+        rows = [dict(row) for row in checkpoint["progress"]]
+    else:  # a format-1 checkpoint: its rows are those of progress.csv it covers
+        rows = _covered_rows(read_progress(progress), checkpoint["iteration"], progress)
+    if [row["iteration"] for row in rows] != list(range(1, checkpoint["iteration"] + 1)):
+        raise ValueError(f"checkpoint {latest} does not carry rows 1..{checkpoint['iteration']}")
+    return checkpoint, rows
+
+
+def _covered_rows(recorded: list[Row], iteration: int, path: Path) -> list[Row]:
+    """The rows of iterations 1..`iteration` in `recorded`, by iteration number (the last
+    of repeated ones: an older metarl could repeat rows after a crash)."""
+    by_iteration = {row["iteration"]: row for row in recorded if row["iteration"] <= iteration}
+    lost = [i for i in range(1, iteration + 1) if i not in by_iteration]
+    if lost:
+        raise ValueError(
+            f"{path} lacks the rows of iterations {lost[:5]}{'…' if len(lost) > 5 else ''} "
+            f"that the checkpoint covers; start over with `metarl train --restart {path.parent}`"
+        )
+    return [by_iteration[i] for i in range(1, iteration + 1)]
+
+
+def _periodic(run_dir: Path, iteration: int) -> Path:
+    """The kept checkpoint of `iteration`."""
+    return run_dir / "checkpoints" / f"iter_{iteration:05d}.pt"
+
+
+def _keep_periodic_checkpoint(run_dir: Path, run: Run, iteration: int) -> None:
+    """Write the kept checkpoint of `iteration` from latest.pt if it is due and a crash came
+    between the two."""
+    path = _periodic(run_dir, iteration)
+    if iteration and iteration % run.checkpoint_every == 0 and not path.exists():
+        data = (run_dir / "checkpoints" / "latest.pt").read_bytes()
+        write_atomically(path, lambda file: file.write(data))
+
+
+def _export_policy(
+    run_dir: Path, agent: Agent, state: dict[str, Any], identity: dict[str, str]
+) -> None:
+    """`checkpoints/policy.pt`: what `metarl evaluate` needs of the finished run, without the
+    bulky state only training needs (an agent's `export_state_dict`, e.g. PEARL's without its
+    replay buffers; the full state for agents that have no such method)."""
+    export = getattr(agent, "export_state_dict", agent.state_dict)
+    payload = {**state, "run": identity, "agent": export()}
+    save_checkpoint(run_dir / "checkpoints" / "policy.pt", payload)
 
 
 def seed_global_rngs(seed: int) -> None:

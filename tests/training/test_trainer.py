@@ -1,7 +1,6 @@
 """Run folders: config parsing, checkpoints, resume reproducing the same rows, evaluate, plot,
 and the train/evaluate/plot commands end to end."""
 
-import dataclasses
 import json
 import random
 
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from tiny_runs import tiny
 
 from metarl.agents.maml import MAMLConfig
 from metarl.agents.registry import REGISTRY
@@ -21,33 +21,6 @@ from metarl.training.config import build_config, parse_sets
 from metarl.training.evaluation import evaluate
 from metarl.training.logger import Logger, read_progress
 from metarl.training.trainer import new_run, train
-
-TINY = {
-    "meta_batch_size": 2,
-    "episodes_per_task": 2,
-    "horizon": 10,
-    "hidden_sizes": [8],
-    "hidden_size": 8,
-    "episodes_per_trial": 2,
-    "num_workers": 0,
-    # PEARL's own sizes
-    "num_train_tasks": 2,
-    "batch_size": 8,
-    "context_batch_size": 4,
-    "num_initial_episodes": 1,
-    "num_tasks_sample": 1,
-    "num_prior_episodes": 1,
-    "num_extra_posterior_episodes": 1,
-    "num_gradient_steps": 2,
-    "encoder_hidden_sizes": [8],
-    "num_eval_tasks": 1,
-}
-
-
-def tiny(agent, **values):
-    """TINY, less the keys the agent's config lacks (single-task agents have no task batch)."""
-    names = {f.name for f in dataclasses.fields(REGISTRY[agent].config_class)}
-    return {**{k: v for k, v in TINY.items() if k in names}, **values}
 
 
 def test_config_values_are_parsed_checked_and_unknown_keys_named():
@@ -65,7 +38,7 @@ def test_config_values_are_parsed_checked_and_unknown_keys_named():
 
 def test_checkpoints_round_trip_and_bad_files_are_named(tmp_path):
     path = tmp_path / "c.pt"
-    save_checkpoint(path, {"iteration": 3})
+    save_checkpoint(path, {"iteration": 3, "env_steps": 30, "agent": {}})
     assert load_checkpoint(path)["iteration"] == 3
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temporary file left behind
     path.write_bytes(path.read_bytes()[:50])
@@ -77,16 +50,20 @@ def test_checkpoints_round_trip_and_bad_files_are_named(tmp_path):
         load_checkpoint(path)
     with pytest.raises(ValueError, match="no checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
+    save_checkpoint(path, {"iteration": 3, "agent": {}})
+    with pytest.raises(ValueError, match="lacks env_steps"):
+        load_checkpoint(path)
 
 
 def rows_without_time(run_dir):
+    """The rows as text (so that NaN equals NaN), less the wall time."""
     return [
-        {k: v for k, v in row.items() if k != "wall_time"}
+        {k: repr(v) for k, v in row.items() if k != "wall_time"}
         for row in read_progress(run_dir / "progress.csv")
     ]
 
 
-def test_logger_writes_fixed_columns_aligned_lines_and_keeps_a_checkpoints_rows(tmp_path, capsys):
+def test_logger_writes_fixed_columns_aligned_lines_and_exactly_a_checkpoints_rows(tmp_path, capsys):
     logger = Logger(tmp_path)
     logger.log({"iteration": 1, "env_steps": 10, "loss": -0.5})
     logger.log({"iteration": 2, "env_steps": 20, "loss": 12.25})
@@ -95,17 +72,26 @@ def test_logger_writes_fixed_columns_aligned_lines_and_keeps_a_checkpoints_rows(
     logger.close()
     first, second = capsys.readouterr().out.splitlines()
     assert first.index("loss") == second.index("loss") and len(first) == len(second)
-    logger = Logger(tmp_path, keep_rows=1)  # a resumed run whose checkpoint is at iteration 1
+    assert (tmp_path / "progress.csv").read_text() == (
+        "iteration,env_steps,loss\n1,10,-0.5\n2,20,12.25\n"
+    )
+    # A resumed run whose checkpoint is at iteration 1: the file holds exactly its rows.
+    logger = Logger(tmp_path, [{"iteration": 1, "env_steps": 10, "loss": -0.5}])
     logger.log({"iteration": 2, "env_steps": 25, "loss": 0.0})
     logger.close()
     assert read_progress(tmp_path / "progress.csv") == [
         {"iteration": 1, "env_steps": 10, "loss": -0.5},
         {"iteration": 2, "env_steps": 25, "loss": 0.0},
     ]
-    assert list((tmp_path / "tensorboard").iterdir())
+    assert [type(v) for v in read_progress(tmp_path / "progress.csv")[0].values()] == [
+        int,
+        int,
+        float,
+    ]
+    assert len(list((tmp_path / "tensorboard").iterdir())) == 1  # the older events replaced
 
 
-@pytest.mark.parametrize("agent", ["maml-trpo", "promp", "ppo", "rl2-trpo", "rl2-ppo"])
+@pytest.mark.parametrize("agent", ["maml-trpo", "promp", "ppo", "rl2-trpo", "rl2-ppo", "pearl"])
 def test_resume_after_an_interrupt_gives_the_rows_of_an_uninterrupted_run(
     tmp_path, agent, monkeypatch
 ):
@@ -256,7 +242,8 @@ def test_command_errors_are_one_line_with_status_2_and_ctrl_c_is_130(tmp_path, c
     (run / "checkpoints" / "latest.pt").write_bytes(b"\x00" * 10)
     error = error_of(["train", "--resume", str(run)])
     assert "latest.pt is corrupt" in error
-    assert "not a metarl run folder" in error_of(["evaluate", str(tmp_path / "nowhere")])
+    assert "is not a folder" in error_of(["evaluate", str(tmp_path / "nowhere")])
+    assert "not a metarl run folder" in error_of(["evaluate", str(tmp_path)])
 
 
 def test_plot_and_evaluate_refuse_folders_that_are_not_runs(tmp_path):
