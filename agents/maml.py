@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 from torch.func import vmap
 
+from metarl.agents.parts.checks import check_float, check_optional_int
 from metarl.agents.parts.inner_loop import (
     GradientInnerLoop,
     InnerLoopAgent,
@@ -39,7 +40,6 @@ from metarl.agents.parts.inner_loop import (
 from metarl.agents.parts.trust_region import TrustRegionConfig
 from metarl.backend.losses import masked_mean, surrogate_loss, vpg_loss
 from metarl.backend.optim import check_finite, trpo_step
-from metarl.envs.checks import check_nonnegative
 from metarl.policies import DistParams, Params, call
 from metarl.policies.distributions import map_dist_params
 from metarl.sampling.episodes import Episodes
@@ -51,20 +51,29 @@ class MAMLConfig(InnerLoopConfig, TrustRegionConfig):
     (docs/architecture.md §5). The trust-region fields are those of the outer TRPO step."""
 
     exploration_weight: float = 0.0
-    """E-MAML: weight of the term crediting pre-update episodes with the post-update return."""
+    """E-MAML: weight of the term crediting pre-update episodes with the post-update return,
+    finite and >= 0 (0: plain MAML; > 0 needs `meta_batch_size` >= 2)."""
     fisher_tasks: int | None = None
-    """Tasks (a random subset of the batch) whose KL curvature the conjugate gradient uses;
-    None uses all. The line search always checks the KL of every task."""
+    """Tasks (a random subset of the batch) whose KL curvature the conjugate gradient uses, in
+    [1, meta_batch_size]; None uses all. The line search always checks the KL of every task."""
 
     def __post_init__(self) -> None:
-        """Check the inner loop's fields, the trust region's and E-MAML's weight (whose credit,
-        standardized across the batch's tasks, needs two tasks or more)."""
+        """Check the inner loop's fields, the trust region's, `fisher_tasks` and E-MAML's weight
+        (whose credit, standardized across the batch's tasks, needs two tasks or more)."""
         InnerLoopConfig.__post_init__(self)
         TrustRegionConfig.__post_init__(self)
-        check_nonnegative("exploration_weight", self.exploration_weight)
+        check_optional_int(
+            "fisher_tasks",
+            self.fisher_tasks,
+            1,
+            self.meta_batch_size,
+            none_means="all tasks",
+            high_name="meta_batch_size",
+        )
+        check_float("exploration_weight", self.exploration_weight, 0)
         if self.exploration_weight > 0 and self.meta_batch_size < 2:
             raise ValueError(
-                f"exploration_weight > 0 (E-MAML) needs meta_batch_size >= 2, got "
+                f"config key 'exploration_weight' > 0 (E-MAML) needs meta_batch_size >= 2, got "
                 f"meta_batch_size={self.meta_batch_size}: its credit is the post-update return "
                 "standardized across the batch's tasks"
             )

@@ -50,6 +50,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from metarl.agents.parts.checks import check_bool, check_float, check_int, check_sizes
 from metarl.agents.parts.config import AgentConfig
 from metarl.agents.parts.seeding import InitRNG
 from metarl.agents.pearl_networks import (
@@ -64,7 +65,6 @@ from metarl.agents.pearl_networks import (
     soft_q_target,
 )
 from metarl.envs.base import Task
-from metarl.envs.checks import check_nonnegative, check_positive_int
 from metarl.sampling.episodes import Episodes
 from metarl.sampling.sampler import VectorSampler
 from metarl.sampling.tasks import HELD_OUT_SEED_OFFSET, held_out_tasks, task_source
@@ -77,92 +77,108 @@ class PEARLConfig(AgentConfig):
     2000 / 400 / 600 steps of 200-step episodes are 10 / 2 / 3 episodes)."""
 
     num_train_tasks: int = 100
-    """Size of the fixed set of training tasks drawn with `seed` (cheetah-vel: 100)."""
+    """Size of the fixed set of training tasks drawn with `seed` (cheetah-vel: 100), >= 1."""
     meta_batch_size: int = 16
-    """Tasks per gradient step (the official `meta_batch`)."""
+    """Tasks per gradient step (the official `meta_batch`), >= 1."""
     batch_size: int = 256
-    """Replay transitions per task per gradient step."""
+    """Replay transitions per task per gradient step, >= 1."""
     context_batch_size: int = 100
-    """Context transitions per task per gradient step, from its encoder buffer."""
+    """Context transitions per task per gradient step, from its encoder buffer, >= 1."""
     num_initial_episodes: int = 10
-    """Episodes per training task with z ~ prior before the first update (2000 steps)."""
+    """Episodes per training task with z ~ prior before the first update (2000 steps), >= 1."""
     num_tasks_sample: int = 5
-    """Training tasks whose data is refreshed each iteration."""
+    """Training tasks whose data is refreshed each iteration, in [1, num_train_tasks]."""
     num_prior_episodes: int = 2
-    """Per sampled task and iteration: episodes with z ~ prior, into both buffers (400 steps)."""
+    """Per sampled task and iteration: episodes with z ~ prior, into both buffers (400 steps),
+    >= 1."""
     num_posterior_episodes: int = 0
     """Per sampled task and iteration: episodes into both buffers, the first with z ~ prior and
-    each later one with z ~ the posterior of the encoder buffer (oyster's `collect_data`)."""
+    each later one with z ~ the posterior of the encoder buffer (oyster's `collect_data`),
+    >= 0."""
     num_extra_posterior_episodes: int = 3
     """Per sampled task and iteration: episodes into the replay buffer only (600 steps), the
-    first with z ~ prior and each later one with z ~ the posterior of the encoder buffer."""
+    first with z ~ prior and each later one with z ~ the posterior of the encoder buffer,
+    >= 0."""
     num_gradient_steps: int = 2000
-    """Gradient steps per iteration (the official `num_train_steps_per_itr`)."""
+    """Gradient steps per iteration (the official `num_train_steps_per_itr`), >= 0 (0 only
+    collects)."""
     latent_size: int = 5
-    """Dimension of z."""
+    """Dimension of z, >= 1."""
     hidden_sizes: Sequence[int] = (300, 300, 300)
-    """Hidden layers of the actor and of each Q-function (ReLU)."""
+    """Hidden layers of the actor and of each Q-function (ReLU): widths >= 1 (empty: linear)."""
     encoder_hidden_sizes: Sequence[int] = (200, 200, 200)
-    """Hidden layers of the context encoder (ReLU)."""
+    """Hidden layers of the context encoder (ReLU): widths >= 1 (empty: linear)."""
     use_next_obs_in_context: bool = True
     """Context transitions are (s, a, r, s') (the issue); False drops s' (oyster's default)."""
     learning_rate: float = 3e-4
-    """Adam step size of the actor, the critics, the encoder (and α)."""
+    """Adam step size of the actor, the critics, the encoder (and α); finite and > 0."""
     reward_scale: float = 5.0
-    """Rewards are multiplied by this in the Q target: with α fixed, 1/scale is the temperature."""
+    """Rewards are multiplied by this in the Q target, finite and > 0: with α fixed, 1/scale
+    is the temperature."""
     kl_weight: float = 0.1
-    """λ of the KL(q(z|c) ‖ N(0, I)) penalty, summed over the meta-batch's tasks."""
+    """λ of the KL(q(z|c) ‖ N(0, I)) penalty, summed over the meta-batch's tasks; finite and
+    >= 0."""
     tau: float = 0.005
-    """Polyak rate of the target Q-functions."""
+    """Polyak rate of the target Q-functions, in (0, 1] (0 would never move the targets)."""
     alpha: float = 1.0
-    """Fixed entropy weight α (the initial one with `automatic_entropy`)."""
+    """Fixed entropy weight α (the initial one with `automatic_entropy`), finite and > 0: it
+    is kept as log α."""
     automatic_entropy: bool = False
     """Learn α towards the target entropy −dim(A) instead of keeping it fixed."""
     policy_mean_reg: float = 1e-3
-    """Weight of the actor's pre-squash mean² regularizer (official implementation)."""
+    """Weight of the actor's pre-squash mean² regularizer (official implementation), finite
+    and >= 0."""
     policy_std_reg: float = 1e-3
-    """Weight of the actor's log-std² regularizer (official implementation)."""
+    """Weight of the actor's log-std² regularizer (official implementation), finite and >= 0."""
     replay_buffer_size: int = 1_000_000
-    """Transitions kept per task (oldest overwritten); memory grows only as data arrives."""
+    """Transitions kept per task (oldest overwritten), >= 1; memory grows only as data
+    arrives."""
     eval_every: int = 1
-    """Iterations between `test_return` measurements (NaN in between); 0 never measures."""
+    """Iterations between `test_return` measurements (NaN in between), >= 0; 0 never
+    measures."""
     num_eval_tasks: int = 10
-    """Held-out tasks (drawn with seed + 10000) behind `test_return`."""
+    """Held-out tasks (drawn with seed + 10000) behind `test_return`, >= 1."""
     episodes_per_trial: int = 3
-    """Episodes per held-out trial, in `test_return` and as `metarl evaluate`'s default: episode
-    0 runs with z from the prior, episode i with the posterior of episodes 0..i-1; `test_return`
-    is the last one's return (the official evaluation's final-episode return)."""
+    """Episodes per held-out trial, >= 1, in `test_return` and as `metarl evaluate`'s default:
+    episode 0 runs with z from the prior, episode i with the posterior of episodes 0..i-1;
+    `test_return` is the last one's return (the official evaluation's final-episode return)."""
     eval_deterministic: bool = True
     """Evaluation takes the policy's mode (tanh of the mean), as the official evaluation."""
     max_envs: int = 100
-    """Envs the sampler steps together; bigger collections run in chunks."""
+    """Envs the sampler steps together, >= 1; bigger collections run in chunks."""
 
     def __post_init__(self) -> None:
-        """Check the shared fields, then PEARL's: counts, rates, and that `num_tasks_sample`
-        does not exceed `num_train_tasks`."""
+        """Check the shared fields, then PEARL's: counts, sizes, rates, switches, and that
+        `num_tasks_sample` does not exceed `num_train_tasks`."""
         AgentConfig.__post_init__(self)
         positive = (
             "num_train_tasks meta_batch_size batch_size context_batch_size "
-            "num_initial_episodes num_tasks_sample num_prior_episodes latent_size "
+            "num_initial_episodes num_prior_episodes latent_size "
             "replay_buffer_size num_eval_tasks episodes_per_trial max_envs"
         )
         for name in positive.split():
-            check_positive_int(name, getattr(self, name))
-        for name in ("num_posterior_episodes", "num_extra_posterior_episodes", "eval_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-        if self.num_gradient_steps < 0:
-            raise ValueError(f"num_gradient_steps must be >= 0, got {self.num_gradient_steps}")
-        if self.num_tasks_sample > self.num_train_tasks:
-            raise ValueError(
-                f"num_tasks_sample ({self.num_tasks_sample}) exceeds num_train_tasks "
-                f"({self.num_train_tasks})"
-            )
-        for name in ("learning_rate", "reward_scale", "kl_weight", "tau", "alpha"):
-            check_nonnegative(name, getattr(self, name))
-        if self.tau > 1:
-            raise ValueError(f"tau must lie in [0, 1], got {self.tau}")
+            check_int(name, getattr(self, name))
+        nonnegative = (
+            "num_posterior_episodes num_extra_posterior_episodes num_gradient_steps eval_every"
+        )
+        for name in nonnegative.split():
+            check_int(name, getattr(self, name), 0)
+        check_int(
+            "num_tasks_sample",
+            self.num_tasks_sample,
+            1,
+            self.num_train_tasks,
+            high_name="num_train_tasks",
+        )
+        for name in ("hidden_sizes", "encoder_hidden_sizes"):
+            check_sizes(name, getattr(self, name))
+        for name in ("use_next_obs_in_context", "automatic_entropy", "eval_deterministic"):
+            check_bool(name, getattr(self, name))
+        for name in ("learning_rate", "reward_scale", "alpha"):
+            check_float(name, getattr(self, name), 0, low_open=True)
+        for name in ("kl_weight", "policy_mean_reg", "policy_std_reg"):
+            check_float(name, getattr(self, name), 0)
+        check_float("tau", self.tau, 0, 1, low_open=True)
 
 
 class TaskBuffers:
@@ -598,8 +614,15 @@ class PEARL:
             "eval_sampler": self.eval_sampler_state,
         }
 
+    def export_state_dict(self) -> dict[str, Any]:
+        """What evaluation needs (`checkpoints/policy.pt`): `state_dict` without the replay
+        and encoder buffers and the optimizers, which only training uses and which grow to tens
+        of megabytes; `load_state_dict` takes it, leaving those parts as they are."""
+        bulky = ("replay", "encoder_buffer", "optimizers")
+        return {k: v for k, v in self.state_dict().items() if k not in bulky}
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what `state_dict` returned."""
+        """Restore what `state_dict` (or `export_state_dict`) returned."""
         self.iteration = state["iteration"]
         self.encoder.load_state_dict(state["encoder"])
         self.policy.load_state_dict(state["policy"])
@@ -607,10 +630,11 @@ class PEARL:
         self.target_critic.load_state_dict(state["target_critic"])
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
-        for key, optimizer in self.optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][key])
-        self.replay.load_state_dict(state["replay"])
-        self.encoder_buffer.load_state_dict(state["encoder_buffer"])
+        if "optimizers" in state:  # absent from an export
+            for key, optimizer in self.optimizers.items():
+                optimizer.load_state_dict(state["optimizers"][key])
+            self.replay.load_state_dict(state["replay"])
+            self.encoder_buffer.load_state_dict(state["encoder_buffer"])
         self.generator.set_state(state["generator"])
         self.sampler.load_state_dict(state["sampler"])
         if "eval_generator" in state:  # absent from checkpoints written before issue 11

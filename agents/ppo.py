@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from metarl.agents.parts.checks import check_float, check_int
 from metarl.agents.parts.single_task import SingleTaskConfig, SingleTaskTrainer
 from metarl.backend.advantages import gae, normalize
 from metarl.backend.losses import clipped_surrogate_loss, mean_kl
@@ -24,21 +25,34 @@ class PPOConfig(SingleTaskConfig):
     """PPO settings: the usual ones of Schulman et al. 2017, with a batch sized for Pendulum-v1."""
 
     episodes_per_task: int = 8
-    """Episodes per iteration (8 × 200 Pendulum steps)."""
+    """Episodes per iteration (8 × 200 Pendulum steps), >= 1."""
     gae_lambda: float = 0.95
-    """GAE λ: bias (0) versus variance (1) of the advantages."""
+    """GAE λ, in [0, 1]: bias (0) versus variance (1) of the advantages."""
     clip: float = 0.2
-    """ε of the clipped surrogate: the ratio π/π_old is kept within [1 − ε, 1 + ε]."""
+    """ε of the clipped surrogate, finite and > 0: the ratio π/π_old is kept within
+    [1 − ε, 1 + ε]."""
     learning_rate: float = 3e-4
-    """Adam step size, for the policy and the value function."""
+    """Adam step size, for the policy and the value function; finite and > 0."""
     epochs: int = 10
-    """Passes over each iteration's batch."""
+    """Passes over each iteration's batch, >= 1."""
     minibatch_size: int = 200
-    """Steps per gradient step; each epoch shuffles the batch's valid steps into minibatches."""
+    """Steps per gradient step, >= 1; each epoch shuffles the batch's valid steps into
+    minibatches (one, when the batch has fewer steps)."""
     entropy_coef: float = 0.0
-    """Weight of the entropy bonus in the policy loss."""
+    """Weight of the entropy bonus in the policy loss, finite and >= 0."""
     max_grad_norm: float = 0.5
-    """Gradient-norm clip, applied to the policy and to the value function separately."""
+    """Gradient-norm clip, applied to the policy and to the value function separately; finite
+    and > 0."""
+
+    def __post_init__(self) -> None:
+        """Check the single-task fields, then PPO's."""
+        super().__post_init__()
+        check_float("gae_lambda", self.gae_lambda, 0, 1)
+        for name in ("clip", "learning_rate", "max_grad_norm"):
+            check_float(name, getattr(self, name), 0, low_open=True)
+        for name in ("epochs", "minibatch_size"):
+            check_int(name, getattr(self, name))
+        check_float("entropy_coef", self.entropy_coef, 0)
 
 
 class ValueFunction(nn.Module):

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 from torch.func import vmap
 
+from metarl.agents.parts.checks import check_bool, check_float, check_int, config_error
 from metarl.agents.parts.inner_loop import (
     GradientInnerLoop,
     InnerLoopAgent,
@@ -34,7 +35,6 @@ from metarl.agents.parts.inner_loop import (
 )
 from metarl.backend.losses import clipped_surrogate_loss, surrogate_loss
 from metarl.backend.optim import check_finite, leaves
-from metarl.envs.checks import check_nonnegative, check_positive_int
 from metarl.policies import DistParams, Params
 from metarl.policies.distributions import map_dist_params
 
@@ -45,28 +45,35 @@ class ProMPConfig(InnerLoopConfig):
     (docs/architecture.md §5)."""
 
     clip: float = 0.3
-    """ε of the outer clipped surrogate."""
+    """ε of the outer clipped surrogate, finite and > 0."""
     outer_steps: int = 5
-    """Adam steps on the outer objective per meta-iteration."""
+    """Adam steps on the outer objective per meta-iteration, >= 1."""
     outer_lr: float = 1e-3
-    """Adam step size of the outer loop."""
+    """Adam step size of the outer loop, finite and > 0."""
     inner_kl_coeff: float = 5e-4
-    """η: weight of the KL penalty between old and new policies of each inner stage (the
-    initial value of every η_k when `adaptive_inner_kl`)."""
+    """η: weight of the KL penalty between old and new policies of each inner stage, finite
+    and >= 0 (the initial value of every η_k when `adaptive_inner_kl`, then > 0: halving and
+    doubling leave 0 at 0)."""
     adaptive_inner_kl: bool = False
     """Adapt η_k of each inner step k after every meta-iteration, by the paper's rule: halve it
     when the step's inner KL is below `target_inner_kl` / 1.5, double it above
     `target_inner_kl` · 1.5. The official run scripts keep η fixed."""
     target_inner_kl: float = 0.01
-    """The inner KL that `adaptive_inner_kl` steers each inner step's η_k towards."""
+    """The inner KL that `adaptive_inner_kl` steers each inner step's η_k towards, finite and
+    > 0."""
 
     def __post_init__(self) -> None:
         """Check the inner loop's fields, then the outer loop's."""
         super().__post_init__()
-        check_positive_int("outer_steps", self.outer_steps)
-        for name in ("clip", "outer_lr", "inner_kl_coeff"):
-            check_nonnegative(name, getattr(self, name))
-        check_nonnegative("target_inner_kl", self.target_inner_kl, allow_zero=False)
+        check_float("clip", self.clip, 0, low_open=True)
+        check_int("outer_steps", self.outer_steps)
+        check_float("outer_lr", self.outer_lr, 0, low_open=True)
+        check_bool("adaptive_inner_kl", self.adaptive_inner_kl)
+        check_float("inner_kl_coeff", self.inner_kl_coeff, 0)
+        if self.adaptive_inner_kl and self.inner_kl_coeff == 0:
+            requirement = "be > 0 with adaptive_inner_kl (halving and doubling leave 0 at 0)"
+            raise config_error("inner_kl_coeff", requirement, self.inner_kl_coeff)
+        check_float("target_inner_kl", self.target_inner_kl, 0, low_open=True)
 
 
 def lvc_inner_loss(

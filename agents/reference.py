@@ -24,9 +24,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from metarl.agents.parts.checks import check_float, check_seed
 from metarl.envs import resolve_env_id
 from metarl.envs.base import Task
-from metarl.envs.checks import check_nonnegative, check_positive_int
+from metarl.envs.checks import check_positive_int
 
 BANDIT = "metarl/Bandit-v0"
 TABULAR_MDP = "metarl/TabularMDP-v0"
@@ -123,7 +124,13 @@ class ReferenceConfig:
     """Settings every reference agent has (random and greedy need no others)."""
 
     seed: int = 0
-    """Seeds the agent's choices and, through per-trial env seeds, the rewards and transitions."""
+    """Seeds the agent's choices and, through per-trial env seeds, the rewards and transitions;
+    an integer in [0, 2**32)."""
+
+    def __post_init__(self) -> None:
+        """Check `seed`. The reference configs' messages name the field first ("seed must
+        ..."), as `metarl evaluate --agent` has always shown them."""
+        check_seed("seed", self.seed, label="seed")
 
 
 class ReferenceAgent(ABC):
@@ -241,9 +248,9 @@ class EpsilonGreedyConfig(ReferenceConfig):
     """Chance of a uniformly random arm at each pull, in [0, 1]; otherwise the greedy arm."""
 
     def __post_init__(self) -> None:
-        """Check that `epsilon` is a number in [0, 1]."""
-        if not (isinstance(self.epsilon, int | float) and 0 <= self.epsilon <= 1):
-            raise ValueError(f"epsilon must be a number in [0, 1], got {self.epsilon!r}")
+        """Check `seed`, and that `epsilon` is a number in [0, 1]."""
+        super().__post_init__()
+        check_float("epsilon", self.epsilon, 0, 1, label="epsilon")
 
 
 class EpsilonGreedyAgent(GreedyAgent):
@@ -261,19 +268,21 @@ class UCB1Config(ReferenceConfig):
     """UCB1's exploration coefficient and optional prior pseudo-counts."""
 
     c: float = math.sqrt(2)
-    """Bonus scale, >= 0: score = mean_i + c·√(ln t / n_i); √2 is Auer et al.'s UCB1, 0 greedy."""
+    """Bonus scale, finite and >= 0: score = mean_i + c·√(ln t / n_i); √2 is Auer et al.'s
+    UCB1, 0 greedy."""
     alpha: float = 0.0
-    """Pseudo-wins, >= 0, that every arm's counts start from (a Beta(alpha, beta) prior)."""
+    """Pseudo-wins, finite and >= 0, that every arm's counts start from (a Beta(alpha, beta)
+    prior)."""
     beta: float = 0.0
-    """Pseudo-losses, >= 0. With alpha = beta = 0 (standard UCB1) every arm is pulled once
-    first; with a prior no arm has to be, which a short trial of many arms needs: after trying
-    all 50 arms, 100 pulls average at most 25 + 50·50/51 ≈ 74."""
+    """Pseudo-losses, finite and >= 0. With alpha = beta = 0 (standard UCB1) every arm is
+    pulled once first; with a prior no arm has to be, which a short trial of many arms needs:
+    after trying all 50 arms, 100 pulls average at most 25 + 50·50/51 ≈ 74."""
 
     def __post_init__(self) -> None:
-        """Check that `c`, `alpha` and `beta` are >= 0."""
-        check_nonnegative("c", self.c)
-        check_nonnegative("alpha", self.alpha)
-        check_nonnegative("beta", self.beta)
+        """Check `seed`, and that `c`, `alpha` and `beta` are finite and >= 0."""
+        super().__post_init__()
+        for name in ("c", "alpha", "beta"):
+            check_float(name, getattr(self, name), 0, label=name)
 
 
 class UCB1Agent(BanditAgent):
@@ -292,14 +301,15 @@ class ThompsonConfig(ReferenceConfig):
     """Thompson sampling's Beta(alpha, beta) prior on every arm's p (1, 1: the tasks' U[0, 1])."""
 
     alpha: float = 1.0
-    """Prior pseudo-count of wins, > 0."""
+    """Prior pseudo-count of wins, finite and > 0."""
     beta: float = 1.0
-    """Prior pseudo-count of losses, > 0."""
+    """Prior pseudo-count of losses, finite and > 0."""
 
     def __post_init__(self) -> None:
-        """Check that `alpha` and `beta` are > 0."""
-        check_nonnegative("alpha", self.alpha, allow_zero=False)
-        check_nonnegative("beta", self.beta, allow_zero=False)
+        """Check `seed`, and that `alpha` and `beta` are finite and > 0."""
+        super().__post_init__()
+        for name in ("alpha", "beta"):
+            check_float(name, getattr(self, name), 0, low_open=True, label=name)
 
 
 class ThompsonAgent(BanditAgent):
@@ -317,12 +327,15 @@ class PSRLConfig(ReferenceConfig):
     """PSRL's reward model; its priors are the env's own task distribution."""
 
     reward_noise_std: float = 1.0
-    """Std of the reward around μ_sa that PSRL assumes known, > 0: the env's default. Set it to
-    the env's `reward_noise_std` when that is changed."""
+    """Std of the reward around μ_sa that PSRL assumes known, finite and > 0: the env's
+    default. Set it to the env's `reward_noise_std` when that is changed."""
 
     def __post_init__(self) -> None:
-        """Check that `reward_noise_std` is > 0."""
-        check_nonnegative("reward_noise_std", self.reward_noise_std, allow_zero=False)
+        """Check `seed`, and that `reward_noise_std` is finite and > 0."""
+        super().__post_init__()
+        check_float(
+            "reward_noise_std", self.reward_noise_std, 0, low_open=True, label="reward_noise_std"
+        )
 
 
 class PSRLAgent(ReferenceAgent):

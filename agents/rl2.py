@@ -18,13 +18,13 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
+from metarl.agents.parts.checks import check_float, check_int, check_optional_int
 from metarl.agents.parts.config import AgentConfig, OwnsSampler
 from metarl.agents.parts.seeding import InitRNG
 from metarl.agents.parts.trust_region import TrustRegionConfig, trust_region_update
 from metarl.backend.advantages import fitted_advantages
 from metarl.backend.losses import clipped_surrogate_loss, masked_mean, mean_kl
 from metarl.envs.base import Task
-from metarl.envs.checks import check_nonnegative, check_positive_int
 from metarl.policies import Params, make_recurrent_policy, unroll
 from metarl.sampling.episodes import Episodes
 from metarl.sampling.tasks import task_source
@@ -38,21 +38,23 @@ class RL2Config(AgentConfig):
     smaller batch; its GAE λ = 0.3 leans on a value function we do not have, see `gae_lambda`)."""
 
     meta_batch_size: int = 100
-    """Trials per iteration, each on a freshly drawn task."""
+    """Trials per iteration, each on a freshly drawn task, >= 1."""
     episodes_per_trial: int = 10
-    """Episodes of one task per trial (n of the paper): the hidden state carries across them."""
+    """Episodes of one task per trial (n of the paper), >= 1: the hidden state carries across
+    them."""
     hidden_size: int = 256
-    """GRU hidden units (the paper's 256)."""
+    """GRU hidden units (the paper's 256), >= 1."""
     gae_lambda: float = 1.0
-    """GAE λ. The paper's 0.3 pairs with a learned value function; our baseline is the linear
-    feature baseline on (observation, step of the trial), which only λ = 1 leaves unbiased."""
+    """GAE λ, in [0, 1]. The paper's 0.3 pairs with a learned value function; our baseline is
+    the linear feature baseline on (observation, step of the trial), which only λ = 1 leaves
+    unbiased."""
 
     def __post_init__(self) -> None:
         """Check the shared fields, then RL²'s."""
         AgentConfig.__post_init__(self)
         for name in ("meta_batch_size", "episodes_per_trial", "hidden_size"):
-            check_positive_int(name, getattr(self, name))
-        check_nonnegative("gae_lambda", self.gae_lambda)
+            check_int(name, getattr(self, name))
+        check_float("gae_lambda", self.gae_lambda, 0, 1)
 
 
 @dataclass
@@ -61,15 +63,22 @@ class RL2TRPOConfig(RL2Config, TrustRegionConfig):
 
     fisher_trials: int | None = None
     """Trials (a random subset of the batch) whose KL curvature the conjugate gradient uses,
-    as rllab's TRPO subsamples for recurrent policies; None uses all. Each Fisher product
-    back-propagates twice through the whole unroll, the bulk of an iteration on long trials."""
+    in [1, meta_batch_size], as rllab's TRPO subsamples for recurrent policies; None uses all.
+    Each Fisher product back-propagates twice through the whole unroll, the bulk of an
+    iteration on long trials."""
 
     def __post_init__(self) -> None:
         """Check RL²'s fields, the trust region's, and `fisher_trials`."""
         RL2Config.__post_init__(self)
         TrustRegionConfig.__post_init__(self)
-        if self.fisher_trials is not None:
-            check_positive_int("fisher_trials", self.fisher_trials)
+        check_optional_int(
+            "fisher_trials",
+            self.fisher_trials,
+            1,
+            self.meta_batch_size,
+            none_means="all trials",
+            high_name="meta_batch_size",
+        )
 
 
 @dataclass
@@ -77,25 +86,26 @@ class RL2PPOConfig(RL2Config):
     """RL² with PPO as the outer loop; minibatches are whole trials (the GRU needs them)."""
 
     clip: float = 0.2
-    """ε of the clipped surrogate."""
+    """ε of the clipped surrogate, finite and > 0."""
     learning_rate: float = 3e-4
-    """Adam step size."""
+    """Adam step size, finite and > 0."""
     epochs: int = 10
-    """Passes over each iteration's trials."""
+    """Passes over each iteration's trials, >= 1."""
     minibatch_trials: int = 25
-    """Trials per gradient step."""
+    """Trials per gradient step, >= 1 (one minibatch of all when above `meta_batch_size`)."""
     entropy_coef: float = 0.0
-    """Weight of the entropy bonus."""
+    """Weight of the entropy bonus, finite and >= 0."""
     max_grad_norm: float = 0.5
-    """Gradient-norm clip."""
+    """Gradient-norm clip, finite and > 0."""
 
     def __post_init__(self) -> None:
         """Check RL²'s fields, then PPO's."""
         super().__post_init__()
         for name in ("epochs", "minibatch_trials"):
-            check_positive_int(name, getattr(self, name))
-        check_nonnegative("clip", self.clip)
-        check_nonnegative("learning_rate", self.learning_rate)
+            check_int(name, getattr(self, name))
+        for name in ("clip", "learning_rate", "max_grad_norm"):
+            check_float(name, getattr(self, name), 0, low_open=True)
+        check_float("entropy_coef", self.entropy_coef, 0)
 
 
 def trial_ends(mask: Tensor) -> Tensor:

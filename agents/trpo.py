@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from metarl.agents.parts.checks import check_float
 from metarl.agents.parts.single_task import SingleTaskConfig, SingleTaskTrainer
 from metarl.agents.parts.trust_region import TrustRegionConfig, trust_region_update
 from metarl.backend.advantages import fitted_advantages
@@ -20,7 +21,13 @@ class TRPOConfig(SingleTaskConfig, TrustRegionConfig):
     """TRPO settings; the defaults are MAML-TRPO's outer loop (docs/architecture.md §5)."""
 
     gae_lambda: float = 1.0
-    """GAE λ; 1.0 gives Monte-Carlo returns minus the baseline."""
+    """GAE λ, in [0, 1]; 1.0 gives Monte-Carlo returns minus the baseline."""
+
+    def __post_init__(self) -> None:
+        """Check the single-task fields, the trust region's and `gae_lambda`."""
+        SingleTaskConfig.__post_init__(self)
+        TrustRegionConfig.__post_init__(self)
+        check_float("gae_lambda", self.gae_lambda, 0, 1)
 
 
 class TRPO(SingleTaskTrainer):

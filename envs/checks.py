@@ -3,6 +3,10 @@
 Each returns the value in canonical form or raises a one-line `ValueError` that names the field
 or argument and says what is allowed. Every check of an argument takes `(name, value)` first, so
 a table `{name: check}` can check keyword arguments an env passes on (`mujoco_task.py`).
+
+The primitives under them (`describe`, the type tests `as_int`, `as_real`, `as_finite` and
+`is_bool`, the range test `in_bounds`, the range texts `bounds_text` and `interval`) serve the
+agent configs too: `metarl.agents.parts.checks` words them as "config key 'NAME' must ...".
 """
 
 from __future__ import annotations
@@ -20,16 +24,102 @@ Check = Callable[[str, Any], Any]
 """A check of one argument: `check(name, value)` returns the canonical value or raises."""
 
 _MAX_REPR = 80
+_BOOLS = (bool, np.bool_)  # a tuple: `isinstance` takes it faster than `bool | np.bool_`
 
 
-def describe(value: Any) -> str:
-    """A short one-line repr of `value` for an error message (cut at 80 characters)."""
+def describe(value: Any, *, plain_numbers: bool = False) -> str:
+    """A short one-line repr of `value` for an error message (cut at 80 characters). With
+    `plain_numbers` (the configs' messages), numpy scalars show as the Python numbers they hold
+    and integers of more than 256 bits by their number of digits."""
+    if plain_numbers:
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, int) and value.bit_length() > 256:  # never a bool
+            digits = int(value.bit_length() * math.log10(2)) + 1
+            return f"{'-' if value < 0 else ''}an integer of about {digits} digits"
     try:
         text = repr(value)
     except (ValueError, RecursionError):  # an int past Python's 4300 digits, a deep nesting
         text = f"a {type(value).__name__} too large to show"
     text = " ".join(text.split())  # one line, whatever the value holds (numpy arrays wrap)
     return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
+
+
+def as_int(value: Any) -> int | None:
+    """`value` as an int if it is an integer (Python or numpy, a 0-d integer array; not a bool),
+    else None."""
+    try:
+        number = operator.index(value)  # ints, numpy integers, 0-d integer arrays; no floats
+    except TypeError:
+        return None
+    return None if is_bool(value) else number
+
+
+def as_real(value: Any) -> float | None:
+    """`value` as a float if it is a real number (Python or numpy, not a bool), else None; an
+    int beyond float's range is ±inf."""
+    if is_bool(value) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond float's range: a number, but not a finite one
+        return math.inf if value > 0 else -math.inf
+
+
+def as_finite(value: Any) -> float | None:
+    """`value` as a float if it is a finite real number (`as_real`), else None."""
+    number = as_real(value)
+    return number if number is not None and math.isfinite(number) else None
+
+
+def in_bounds(
+    number: float,
+    low: float | None,
+    high: float | None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> bool:
+    """Whether `number` lies within [low, high]: no bound where None, open where `low_open`,
+    `high_open`."""
+    too_low = low is not None and (number < low or (low_open and number == low))
+    too_high = high is not None and (number > high or (high_open and number == high))
+    return not (too_low or too_high)
+
+
+def is_bool(value: Any) -> bool:
+    """Whether `value` is a bool (Python or numpy)."""
+    return isinstance(value, _BOOLS)
+
+
+Bound = float | str | None
+"""A bound in a message: a number, or a text such as "meta_batch_size = 40"."""
+
+
+def bounds_text(
+    low: Bound = None, high: Bound = None, *, low_open: bool = False, high_open: bool = False
+) -> str:
+    """The bounds in a message: "in [0, 1)", "in (0, 1]", ">= 1", "> 0", "< 5", "<= 5", or ""
+    for none. Integers show as they are, other numbers by `:g`."""
+    if low is not None and high is not None:
+        return "in " + interval(low, high, low_open=low_open, high_open=high_open)
+    if low is not None:
+        return f"{'>' if low_open else '>='} {_shown(low)}"
+    if high is not None:
+        return f"{'<' if high_open else '<='} {_shown(high)}"
+    return ""
+
+
+def interval(low: Bound, high: Bound, *, low_open: bool = False, high_open: bool = False) -> str:
+    """The interval "[low, high]" ("(" and ")" where open) of a message."""
+    return f"{'(' if low_open else '['}{_shown(low)}, {_shown(high)}{')' if high_open else ']'}"
+
+
+def _shown(bound: Bound) -> str:
+    """A bound as a message shows it: a text as it is, an integer in full, a float by `:g`."""
+    if isinstance(bound, str | numbers.Integral):
+        return str(bound)
+    return f"{bound:g}"
 
 
 def check_kwargs(owner: str, kwargs: Iterable[str], accepted: Sequence[str]) -> None:
@@ -92,17 +182,7 @@ def _holds_bool(value: Any, array: np.ndarray) -> bool:
     """Whether nested lists that numpy made numeric held a bool (numpy casts [True, 0.5])."""
     if isinstance(value, np.ndarray | np.generic) or array.ndim == 0:
         return False  # a numeric array holds no bools; a 0-d one is the value itself
-    return any(isinstance(x, bool | np.bool_) for x in np.asarray(value, dtype=object).flat)
-
-
-def _real(value: Any) -> float | None:
-    """`value` as a float if it is a real number (Python or numpy, not a bool), else None."""
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-        return None
-    try:
-        return float(value)
-    except OverflowError:  # an int beyond float's range: a number, but not a finite one
-        return math.copysign(math.inf, value)
+    return any(is_bool(x) for x in np.asarray(value, dtype=object).flat)
 
 
 def _reals(values: Any) -> tuple[float, ...] | None:
@@ -111,14 +191,14 @@ def _reals(values: Any) -> tuple[float, ...] | None:
         values = values.tolist()
     if isinstance(values, str | bytes) or not isinstance(values, Sequence):
         return None
-    floats = [_real(v) for v in values]
+    floats = [as_real(v) for v in values]
     return None if any(f is None for f in floats) else tuple(floats)
 
 
 def check_finite(name: str, value: Any) -> float:
     """Return `value` as a float if it is a finite real number (not a bool or a string)."""
-    number = _real(value)
-    if number is None or not math.isfinite(number):
+    number = as_finite(value)
+    if number is None:
         raise ValueError(f"{name} must be a finite number, got {describe(value)}")
     return number
 
@@ -128,15 +208,10 @@ def check_nonnegative(
 ) -> float:
     """Return `value` as a float if it is finite and >= 0 (> 0 without `allow_zero`) and at most
     `high` if given, else raise."""
-    number = _real(value)
-    if (
-        number is None
-        or not math.isfinite(number)
-        or number < 0
-        or (number == 0 and not allow_zero)
-        or (high is not None and number > high)
-    ):
-        bound = (">= 0" if allow_zero else "> 0") + ("" if high is None else f" and <= {high:g}")
+    number = as_finite(value)
+    if number is None or not in_bounds(number, 0, high, low_open=not allow_zero):
+        bound = bounds_text(0, low_open=not allow_zero)
+        bound += "" if high is None else f" and {bounds_text(high=high)}"
         raise ValueError(f"{name} must be a finite number {bound}, got {describe(value)}")
     return number
 
@@ -158,10 +233,8 @@ def check_range(
         raise ValueError(
             f"{name} must be a finite range (low <= high, finite width), got {describe(bounds)}"
         )
-    if within is not None and (low < within[0] or high > within[1]):
-        raise ValueError(
-            f"{name} must lie within [{within[0]}, {within[1]}], got {describe(bounds)}"
-        )
+    if within is not None and not (in_bounds(low, *within) and in_bounds(high, *within)):
+        raise ValueError(f"{name} must lie within {interval(*within)}, got {describe(bounds)}")
     return low, high
 
 
@@ -178,21 +251,10 @@ def check_choices(name: str, values: Any) -> tuple[float, ...]:
 def check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
     """Return `value` as an int if it is an integer (Python or numpy, not a bool) in
     [low, high) — no bound where None. Cheap enough for a step's action."""
-    try:
-        number = operator.index(value)  # ints, numpy integers, 0-d integer arrays; no floats
-    except TypeError:
-        number = None
-    if (
-        number is None
-        or isinstance(value, bool)
-        or (low is not None and number < low)
-        or (high is not None and number >= high)
-    ):
-        if high is None:
-            bound = "" if low is None else f" >= {low}"
-        else:
-            bound = f" < {high}" if low is None else f" in [{low}, {high})"
-        raise ValueError(f"{name} must be an integer{bound}, got {describe(value)}")
+    number = as_int(value)
+    if number is None or not in_bounds(number, low, high, high_open=True):
+        wanted = f"an integer {bounds_text(low, high, high_open=True)}".rstrip()
+        raise ValueError(f"{name} must be {wanted}, got {describe(value)}")
     return number
 
 
@@ -203,7 +265,7 @@ def check_positive_int(name: str, value: Any) -> int:
 
 def check_bool(name: str, value: Any) -> bool:
     """Return `value` if it is a bool (Python or numpy), else raise `ValueError`."""
-    if not isinstance(value, bool | np.bool_):
+    if not is_bool(value):
         raise ValueError(f"{name} must be True or False, got {describe(value)}")
     return bool(value)
 

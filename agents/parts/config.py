@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
-from metarl.envs.checks import check_positive_int
+from metarl.agents.parts.checks import check_float, check_int, check_optional_int, check_seed
 from metarl.sampling.sampler import VectorSampler
 
 
@@ -16,23 +16,25 @@ class AgentConfig:
     """The fields the trainer, the sampler and every agent share."""
 
     iterations: int = 500
-    """Training iterations the trainer runs."""
+    """Training iterations the trainer runs, >= 1."""
     seed: int = 0
     """Seeds everything the agent draws: initial weights, tasks, env resets, action noise and
-    minibatches, each from the agent's own generators."""
+    minibatches, each from the agent's own generators. An integer in [0, 2**32)."""
     horizon: int | None = None
-    """Steps per episode; None uses the env's registered `max_episode_steps`."""
+    """Steps per episode, >= 1; None uses the env's registered `max_episode_steps`."""
     discount: float = 0.99
-    """γ of the returns (over a whole trial for trial agents)."""
+    """γ of the returns (over a whole trial for trial agents), in (0, 1]."""
     num_workers: int = 2
-    """Cores for the sampler: C threads for metarl's MuJoCo envs, worker processes for other
-    Gymnasium envs (0 steps those in this process)."""
+    """Cores for the sampler, >= 0: C threads for metarl's MuJoCo envs, worker processes for
+    other Gymnasium envs (0 steps those in this process)."""
 
     def __post_init__(self) -> None:
         """Check the shared fields (each agent's config checks its own after calling this)."""
-        check_positive_int("iterations", self.iterations)
-        if not 0 <= self.discount <= 1:
-            raise ValueError(f"discount must lie in [0, 1], got {self.discount}")
+        check_int("iterations", self.iterations)
+        check_seed("seed", self.seed)
+        check_optional_int("horizon", self.horizon, none_means="the env's registered horizon")
+        check_float("discount", self.discount, 0, 1, low_open=True)
+        check_int("num_workers", self.num_workers, 0)
 
     def make_sampler(
         self, env: str, num_envs: int, env_kwargs: dict[str, Any] | None = None

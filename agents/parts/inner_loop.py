@@ -35,13 +35,19 @@ import torch
 from torch import Tensor, nn
 from torch.func import vmap
 
+from metarl.agents.parts.checks import (
+    check_bool,
+    check_float,
+    check_int,
+    check_sizes,
+    config_error,
+)
 from metarl.agents.parts.config import AgentConfig
 from metarl.agents.parts.seeding import InitRNG
 from metarl.backend.advantages import fitted_advantages
 from metarl.backend.losses import mean_kl
 from metarl.backend.optim import leaves
 from metarl.envs.base import Task
-from metarl.envs.checks import check_nonnegative, check_positive_int
 from metarl.policies import DistParams, Params, call, make_policy, parameters
 from metarl.sampling.episodes import Episodes
 from metarl.sampling.tasks import task_source
@@ -62,17 +68,19 @@ class InnerLoopConfig(AgentConfig):
     (docs/architecture.md §5)."""
 
     meta_batch_size: int = 40
-    """Tasks per meta-iteration."""
+    """Tasks per meta-iteration, >= 1."""
     episodes_per_task: int = 20
-    """Episodes per task, before and after each inner step."""
+    """Episodes per task, before and after each inner step, >= 1."""
     hidden_sizes: Sequence[int] = (64, 64)
-    """Hidden layers of the tanh MLP policy."""
+    """Hidden layers of the tanh MLP policy: widths >= 1 (empty: a linear policy)."""
     gae_lambda: float = 1.0
-    """GAE λ, inner and outer; 1.0 is the papers' Monte-Carlo return minus baseline."""
+    """GAE λ, inner and outer, in [0, 1]; 1.0 is the papers' Monte-Carlo return minus
+    baseline."""
     inner_lr: float = 0.1
-    """α of the inner policy-gradient step (the initial value when `learn_inner_lr`, then > 0)."""
+    """α of the inner policy-gradient step, finite and >= 0 (0: no adaptation); with
+    `learn_inner_lr` the initial value, then > 0."""
     num_inner_steps: int = 1
-    """Inner steps per task."""
+    """Inner steps per task, >= 1."""
     first_order: bool = False
     """FO-MAML: treat the inner gradient as a constant in the meta-gradient."""
     learn_inner_lr: bool = False
@@ -83,8 +91,15 @@ class InnerLoopConfig(AgentConfig):
         """Check the shared fields, then the inner loop's."""
         AgentConfig.__post_init__(self)
         for name in ("meta_batch_size", "episodes_per_task", "num_inner_steps"):
-            check_positive_int(name, getattr(self, name))
-        check_nonnegative("inner_lr", self.inner_lr, allow_zero=not self.learn_inner_lr)
+            check_int(name, getattr(self, name))
+        check_sizes("hidden_sizes", self.hidden_sizes)
+        check_float("gae_lambda", self.gae_lambda, 0, 1)
+        check_bool("first_order", self.first_order)
+        check_bool("learn_inner_lr", self.learn_inner_lr)
+        check_float("inner_lr", self.inner_lr, 0)
+        if self.learn_inner_lr and self.inner_lr == 0:
+            requirement = "be > 0 with learn_inner_lr (Meta-SGD meta-learns its log)"
+            raise config_error("inner_lr", requirement, self.inner_lr)
 
 
 @dataclass

@@ -16,6 +16,7 @@ import gymnasium as gym
 from torch import Tensor
 from torch.distributions import Distribution
 
+from metarl.agents.parts.checks import check_int, check_sizes, check_task
 from metarl.agents.parts.config import AgentConfig, OwnsSampler
 from metarl.agents.parts.seeding import InitRNG
 from metarl.envs.base import Task, TaskEnv
@@ -28,17 +29,26 @@ class SingleTaskConfig(AgentConfig):
     """The settings every single-task trainer has."""
 
     iterations: int = 100
-    """Training iterations the trainer runs (fewer by default than the meta-learners)."""
+    """Training iterations the trainer runs, >= 1 (fewer by default than the meta-learners)."""
     task: Task | None = None
-    """The fixed task of a metarl task env (e.g. `{"goal": [0.3, -0.2]}`); None draws one with
-    `seed` (a plain Gymnasium env has none)."""
+    """The fixed task of a metarl task env (e.g. `{"goal": [0.3, -0.2]}`), a mapping of its
+    field names to values (the env checks them); None draws one with `seed` (a plain Gymnasium
+    env has none)."""
     episodes_per_task: int = 20
-    """Episodes sampled per iteration, all of the one task (the CLI's shared key)."""
+    """Episodes sampled per iteration, all of the one task (the CLI's shared key), >= 1."""
     hidden_sizes: Sequence[int] = (64, 64)
-    """Hidden layers of the tanh MLP policy (and of PPO's value function)."""
+    """Hidden layers of the tanh MLP policy (and of PPO's value function): widths >= 1
+    (empty: linear networks)."""
     num_workers: int = 0
-    """Cores for the sampler; 0 steps non-MuJoCo envs in this process (one task's small batch
-    gains nothing from worker processes)."""
+    """Cores for the sampler, >= 0; 0 steps non-MuJoCo envs in this process (one task's small
+    batch gains nothing from worker processes)."""
+
+    def __post_init__(self) -> None:
+        """Check the shared fields, then the single-task trainer's."""
+        AgentConfig.__post_init__(self)
+        check_task("task", self.task)
+        check_int("episodes_per_task", self.episodes_per_task)
+        check_sizes("hidden_sizes", self.hidden_sizes)
 
 
 class SingleTaskTrainer(OwnsSampler, ABC):

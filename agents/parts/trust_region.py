@@ -12,9 +12,9 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
+from metarl.agents.parts.checks import check_float, check_int
 from metarl.backend.losses import mean_kl, surrogate_loss
 from metarl.backend.optim import trpo_step
-from metarl.envs.checks import check_nonnegative, check_positive_int
 from metarl.policies import Params, parameters
 
 
@@ -24,21 +24,24 @@ class TrustRegionConfig:
     TRPO-driven agent."""
 
     max_kl: float = 0.01
-    """Trust region: the largest mean KL(old ‖ new) a step may take."""
+    """Trust region: the largest mean KL(old ‖ new) a step may take, finite and > 0."""
     cg_iterations: int = 10
-    """Conjugate-gradient iterations for the natural-gradient direction F⁻¹g."""
+    """Conjugate-gradient iterations for the natural-gradient direction F⁻¹g, >= 1."""
     cg_damping: float = 1e-5
-    """Added to the Fisher diagonal, keeping CG well posed."""
+    """Added to the Fisher diagonal, keeping CG well posed; finite and >= 0."""
     max_backtracks: int = 15
-    """Line-search tries before the step is rejected."""
+    """Line-search tries (the full step first) before the step is rejected, >= 1: with 0 no
+    step would ever be taken."""
     backtrack_ratio: float = 0.8
-    """Step shrink factor between line-search tries."""
+    """Step shrink factor between line-search tries, in (0, 1)."""
 
     def __post_init__(self) -> None:
-        """Check that `max_kl`, `cg_damping` are >= 0 and `cg_iterations` >= 1."""
-        for name in ("max_kl", "cg_damping"):
-            check_nonnegative(name, getattr(self, name))
-        check_positive_int("cg_iterations", self.cg_iterations)
+        """Check the trust region's fields."""
+        check_float("max_kl", self.max_kl, 0, low_open=True)
+        check_int("cg_iterations", self.cg_iterations)
+        check_float("cg_damping", self.cg_damping, 0)
+        check_int("max_backtracks", self.max_backtracks)
+        check_float("backtrack_ratio", self.backtrack_ratio, 0, 1, low_open=True, high_open=True)
 
     def trpo_kwargs(self) -> dict[str, Any]:
         """These settings as `trpo_step` keyword arguments."""

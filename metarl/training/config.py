@@ -13,6 +13,11 @@ from typing import Any
 
 import yaml
 
+from metarl.envs.checks import describe
+
+_shown = functools.partial(describe, plain_numbers=True)
+"""A value as the config errors show it (one line, numpy scalars as numbers)."""
+
 
 def parse_sets(items: Sequence[str]) -> dict[str, Any]:
     """`["key=value", ...]` → dict, each value parsed as YAML (`[32, 32]`, `true`, `0.05`); an
@@ -165,14 +170,3 @@ def _yaml_problem(error: BaseException) -> str:
 def _one_line(error: BaseException) -> str:
     """An error's message on one line (its type's name if it has none)."""
     return " ".join(str(error).split()) or type(error).__name__
-
-
-def _shown(value: Any, limit: int = 80) -> str:
-    """A short one-line repr of `value` for an error message."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
-        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
-    try:
-        text = " ".join(repr(value).split())
-    except (ValueError, RecursionError):  # an int past Python's 4300 digits, deep in a list
-        text = f"a {type(value).__name__} too large to show"
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -41,10 +41,10 @@ def evaluate(
     run = Run.load(run_dir)
     trial = "episodes_per_trial" in run.config
     overrides = {} if episodes is None or trial else {"episodes_per_task": episodes}
-    _final_checkpoint(run_dir)  # a folder without one fails before the agent is built
+    _final_checkpoint(run_dir, run)  # a folder without one fails before the agent is built
     agent = run.build(**overrides)
     try:
-        path, payload = _final_checkpoint(run_dir)
+        path, payload = _final_checkpoint(run_dir, run)
         restore_agent(agent, payload, path, f"{run.agent} on {run.env}")
         seed = run.config["seed"] + HELD_OUT_SEED_OFFSET if seed is None else seed
         tasks = held_out_tasks(run.env, run.env_kwargs, seed, num_tasks)
@@ -153,13 +153,19 @@ def _steps_summary(agent: Any, tasks: list[Task], adapt_steps: int, horizon: int
     }
 
 
-def _final_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]]:
+def _final_checkpoint(run_dir: Path, run: Run) -> tuple[Path, dict[str, Any]]:
     """The newest checkpoint of a run: `latest.pt`, or the policy-only `policy.pt` that a
     committed benchmark folder keeps instead; a one-line `ValueError` if there is neither."""
     folder = run_dir / "checkpoints"
     for name in ("latest.pt", "policy.pt"):
         if (folder / name).is_file():
             return folder / name, load_checkpoint(folder / name)
+    if run.format == 1:
+        raise ValueError(
+            f"{run_dir} was written by metarl {run.version} (run-folder format 1) and kept its "
+            "progress and evaluation but no checkpoint: re-run it with the command beside its "
+            "numbers in benchmarks/README.md to evaluate it"
+        )
     raise ValueError(
         f"{run_dir} has no checkpoint to evaluate (checkpoints/latest.pt or policy.pt): train it "
         f"first, or continue it with `metarl train --resume {run_dir}`"

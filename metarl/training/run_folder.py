@@ -57,7 +57,7 @@ class Run:
     version: str = metarl.__version__
     """The metarl that wrote the folder."""
     format: int = field(default=RUN_FORMAT)
-    """The run-folder layout (`RUN_FORMAT`)."""
+    """The run-folder layout the record was read in (`save` always writes `RUN_FORMAT`)."""
 
     def build(self, **overrides: Any) -> Agent:
         """A fresh agent of this run (config values in `overrides` replace the recorded ones)."""
@@ -75,7 +75,7 @@ class Run:
 
     def save(self, run_dir: Path) -> None:
         """Write this record to `run_dir/config.yaml`, atomically."""
-        record = {"format": self.format, **{key: getattr(self, key) for key in _RECORD_TYPES}}
+        record = {"format": RUN_FORMAT, **{key: getattr(self, key) for key in _RECORD_TYPES}}
         text = yaml.safe_dump(record, sort_keys=False).encode()
         write_atomically(Path(run_dir) / "config.yaml", lambda file: file.write(text))
 
@@ -128,12 +128,10 @@ class Run:
             raise ValueError(f"{path}: keys {problem}; the keys are {keys}")
         for key, kind in _RECORD_TYPES.items():
             if not isinstance(record[key], kind) or isinstance(record[key], bool):
-                raise ValueError(
-                    f"{path}: {key!r} must be a {kind.__name__}, got {record[key]!r}"
-                )
+                raise ValueError(f"{path}: {key!r} must be a {kind.__name__}, got {record[key]!r}")
         if record["checkpoint_every"] < 1:
             raise ValueError(f"{path}: 'checkpoint_every' must be >= 1")
-        return cls(**record)
+        return cls(**record, format=version)
 
 
 def _migrate_v1(record: dict[str, Any], path: Path) -> dict[str, Any]:

@@ -265,7 +265,8 @@ def test_a_nan_loss_stops_training_with_one_line_naming_the_iteration_and_the_te
     args = ["train", "maml-trpo", "--env", "navigation2d", "--out", str(run), *sets]
     assert main([*args, "--iterations", "3"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == "metarl: error: iteration 2: surrogate loss is nan"
+    assert err[-1].startswith("metarl: error: iteration 2: surrogate loss is nan (iteration 1's")
+    assert f"--restart {run} --set KEY=VALUE" in err[-1]
     assert "Traceback" not in "\n".join(err)
     assert len(read_progress(run / "progress.csv")) == 1
     assert load_checkpoint(run / "checkpoints" / "latest.pt")["iteration"] == 1

@@ -102,3 +102,21 @@ def test_evaluate_argument_errors_are_one_line(capsys, tmp_path):
         assert main(["evaluate", *args]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, (args, err)
+
+
+def test_ctrl_c_during_start_up_prints_one_line(tmp_path):
+    """SIGINT while `metarl train` imports torch and the agents or builds its agent (after the
+    ~0.3 s of `import metarl` itself, which Python reports in its own way)."""
+    import signal
+    import time
+
+    command = [sys.executable, "-m", "metarl", "train", "maml-trpo", "--env", "navigation2d"]
+    process = subprocess.Popen(
+        [*command, "--out", str(tmp_path / "run")], stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(2.0)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    lines = [line for line in err.splitlines() if line.startswith("metarl")]
+    assert process.returncode == 130 and "Traceback" not in err, err
+    assert lines == ["metarl: interrupted"], err

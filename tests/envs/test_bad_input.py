@@ -186,6 +186,8 @@ OWN_BAD = {
         ({"max_action": True}, "max_action"),
         ({"max_action": [0.1]}, "max_action"),
         ({"max_action": None}, "max_action"),
+        ({"max_action": 10**400}, "max_action"),  # past float's range: was an OverflowError
+        ({"goal_range": (0, 10**400)}, "goal_range"),
         ({"render_mode": "rgb_array"}, "render_mode"),
     ],
     "metarl/Bandit-v0": [
@@ -218,6 +220,7 @@ OWN_BAD = {
         ({"reward_mean": -INF}, "reward_mean"),
         ({"reward_mean": None}, "reward_mean"),
         ({"reward_mean": True}, "reward_mean"),
+        ({"reward_mean": -(10**400)}, "reward_mean"),
         ({"reward_mean_std": -1.0}, "reward_mean_std"),
         ({"reward_mean_std": "1"}, "reward_mean_std"),
         ({"reward_mean_std": NAN}, "reward_mean_std"),
@@ -249,6 +252,7 @@ OWN_BAD = {
         ({"directions": 1.0}, "directions"),
         ({"directions": [True, False]}, "directions"),
         ({"directions": [[1.0]]}, "directions"),
+        ({"directions": [10**400]}, "directions"),
     ],
     "metarl/AntDir-v0": [
         ({"directions": []}, "directions"),

@@ -196,15 +196,36 @@ def test_a_format_1_folder_is_migrated_on_read(run_dir):
     assert (run_dir / "progress.csv").read_text().splitlines()[1].startswith("1,80,")
 
 
+PENDING = {  # run with metarl 0.1.0 before checkpoints were committed; their re-runs are due
+    "maml-trpo-halfcheetah-vel",
+    "pearl-antdir",
+    "pearl-halfcheetah-vel",
+    "pearl-navigation2d",
+    "rl2-trpo-bandit-n100-k10",
+    "rl2-trpo-bandit-n100-k50",
+    "rl2-trpo-halfcheetah-vel",
+    "rl2-trpo-tabular-n10",
+}
+
+
 @pytest.mark.parametrize("folder", sorted(p.name for p in RESULTS.iterdir() if p.is_dir()))
-def test_every_committed_benchmark_folder_reads_and_evaluates(folder):
-    """The committed results are run folders the tools read: their config and progress parse,
-    and they carry a final checkpoint that fits the agent, so `metarl evaluate` works."""
+def test_every_committed_benchmark_folder_works_with_the_tools(folder, tmp_path):
+    """The committed results are run folders the tools read: config and progress parse, the
+    adaptation plot reads their evaluation, and each carries a final checkpoint that fits its
+    agent, so `metarl evaluate` works; the folders still awaiting their re-run (`PENDING`) say
+    so in one line instead."""
     run_dir = RESULTS / folder
     run = Run.load(run_dir)
     assert read_progress(run_dir / "progress.csv")
+    assert main(["plot", "--adaptation", str(run_dir), "-o", str(tmp_path / "a.png")]) == 0
+    assert main(["plot", str(run_dir), "-o", str(tmp_path / "c.png")]) == 0
     checkpoints = {p.name for p in (run_dir / "checkpoints").glob("*.pt")}
-    assert checkpoints & {"latest.pt", "policy.pt"}, f"{folder} has no final checkpoint"
+    if folder in PENDING:
+        assert not checkpoints, f"{folder} has its checkpoint now: take it off PENDING"
+        with pytest.raises(ValueError, match=r"format 1.*re-run it with the command"):
+            evaluate(run_dir)
+        return
+    assert run.format == RUN_FORMAT and checkpoints & {"latest.pt", "policy.pt"}
     agent = run.build(num_workers=0)
     try:
         name = "latest.pt" if "latest.pt" in checkpoints else "policy.pt"
@@ -222,6 +243,8 @@ def test_a_finished_pearl_run_exports_its_policy_without_the_buffers(tmp_path):
     export = load_checkpoint(run_dir / "checkpoints" / "policy.pt")
     assert "replay" in full["agent"] and "replay" not in export["agent"]
     assert "encoder_buffer" not in export["agent"] and "optimizers" not in export["agent"]
+    assert main(["plot", str(run_dir), "-o", str(tmp_path / "curves")]) == 0  # PEARL's columns
+    assert (tmp_path / "curves.png").stat().st_size > 1000  # -o without a suffix: a PNG
     from_latest = evaluate(run_dir, num_tasks=3, episodes=2)
     (run_dir / "checkpoints" / "latest.pt").unlink()  # a committed benchmark folder keeps policy.pt
     assert evaluate(run_dir, num_tasks=3, episodes=2) == from_latest
