@@ -48,9 +48,7 @@ def plot(run_dirs: Sequence[Path], out_file: Path) -> Path:
             points = [(r["env_steps"], r[key]) for r in rows if math.isfinite(r[key])]
             if points:
                 steps, values = zip(*points, strict=True)
-                axes.plot(
-                    steps, values, style, color=f"C{index}", label=f"{run_dir.name}: {label}"
-                )
+                axes.plot(steps, values, style, color=f"C{index}", label=f"{run_dir.name}: {label}")
     if not axes.lines:
         raise ValueError("no finite returns to plot yet: train for more iterations")
     axes.set(xlabel="env steps", ylabel="mean episode return")
