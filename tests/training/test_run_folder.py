@@ -200,7 +200,6 @@ PENDING = {  # run with metarl 0.1.0 before checkpoints were committed; their re
     "maml-trpo-halfcheetah-vel",
     "pearl-antdir",
     "pearl-halfcheetah-vel",
-    "pearl-navigation2d",
     "rl2-trpo-bandit-n100-k10",
     "rl2-trpo-bandit-n100-k50",
     "rl2-trpo-halfcheetah-vel",
