@@ -5,8 +5,9 @@ import gymnasium as gym
 import metarl  # noqa: F401  (registers the envs in the worker process)
 
 
-class FailingEnv(gym.Env):
-    """A Navigation2D whose `step` raises on its third call (picklable: defined at module level)."""
+class WrappedNavigation(gym.Env):
+    """A Navigation2D behind a wrapper class, so that the sampler takes its generic path
+    (picklable: defined at module level)."""
 
     def __init__(self):
         self.env = gym.make("metarl/Navigation2D-v0")
@@ -14,13 +15,23 @@ class FailingEnv(gym.Env):
             self.env.observation_space,
             self.env.action_space,
         )
-        self.calls = 0
 
     def reset(self, *, seed=None, options=None):
         return self.env.reset(seed=seed, options=options)
 
     def step(self, action):
+        return self.env.step(action)
+
+
+class FailingEnv(WrappedNavigation):
+    """A Navigation2D whose `step` raises on its third call."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def step(self, action):
         self.calls += 1
         if self.calls == 3:
             raise FloatingPointError("physics exploded")
-        return self.env.step(action)
+        return super().step(action)

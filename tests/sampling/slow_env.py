@@ -10,9 +10,7 @@ import os
 import time
 from pathlib import Path
 
-import gymnasium as gym
-
-import metarl  # noqa: F401  (registers the envs in the worker process)
+from failing_env import WrappedNavigation
 
 _MARKER_DIR = os.environ.get("METARL_SLOW_ENV_DIR")
 if _MARKER_DIR and os.environ.get("METARL_SLOW_ENV_PARENT") != str(os.getpid()):
@@ -20,18 +18,5 @@ if _MARKER_DIR and os.environ.get("METARL_SLOW_ENV_PARENT") != str(os.getpid()):
     time.sleep(120)
 
 
-class SlowEnv(gym.Env):
-    """A Navigation2D behind a wrapper class, so that the sampler takes its generic path."""
-
-    def __init__(self):
-        self.env = gym.make("metarl/Navigation2D-v0")
-        self.observation_space, self.action_space = (
-            self.env.observation_space,
-            self.env.action_space,
-        )
-
-    def reset(self, *, seed=None, options=None):
-        return self.env.reset(seed=seed, options=options)
-
-    def step(self, action):
-        return self.env.step(action)
+class SlowEnv(WrappedNavigation):
+    """A Navigation2D on the generic path whose module is slow to import in a worker."""
