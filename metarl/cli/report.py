@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import yaml
 from matplotlib.figure import Figure
 
 from metarl.training.checkpoint import make_folder, write_atomically
+from metarl.training.run_folder import Run
 
 AXIS_LABELS = {"adapt_steps": "adaptation steps", "episode": "episode of the trial"}
 """The x-axis of each kind of result: gradient steps (MAML family) or episodes of a trial."""
@@ -83,8 +83,7 @@ def read_result(path: Path) -> dict[str, Any]:
 def _recorded_horizon(path: Path) -> int | None:
     """The horizon in the config of the run folder holding `path` (`RUN/eval/adaptation.json`),
     if any."""
-    config = path.parent.parent / "config.yaml"
-    if path.parent.name != "eval" or not config.is_file():
+    run_dir = path.parent.parent
+    if path.parent.name != "eval" or not (run_dir / "config.yaml").is_file():
         return None
-    record = yaml.safe_load(config.read_text())
-    return record.get("config", {}).get("horizon") if isinstance(record, dict) else None
+    return Run.load(run_dir).config.get("horizon")

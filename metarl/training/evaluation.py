@@ -41,10 +41,9 @@ def evaluate(
     run = Run.load(run_dir)
     trial = "episodes_per_trial" in run.config
     overrides = {} if episodes is None or trial else {"episodes_per_task": episodes}
-    _final_checkpoint(run_dir, run)  # a folder without one fails before the agent is built
+    path, payload = _final_checkpoint(run_dir, run)  # read before the agent is built: fail fast
     agent = run.build(**overrides)
     try:
-        path, payload = _final_checkpoint(run_dir, run)
         restore_agent(agent, payload, path, f"{run.agent} on {run.env}")
         seed = run.config["seed"] + HELD_OUT_SEED_OFFSET if seed is None else seed
         tasks = held_out_tasks(run.env, run.env_kwargs, seed, num_tasks)

@@ -96,7 +96,8 @@ def train(
 def _train_locked(
     run_dir: Path, run: Run, checkpoint: dict[str, Any] | None, rows: list[Row]
 ) -> Path:
-    """The loop of `train`, from `checkpoint` (None: iteration 0) with its progress `rows`."""
+    """The loop of `train`, from `checkpoint` (None: iteration 0) with its progress `rows`
+    (the logger holds them from here on)."""
     latest = run_dir / "checkpoints" / "latest.pt"
     state = {"iteration": 0, "env_steps": 0, "wall_time": 0.0}
     if checkpoint is not None:
@@ -133,11 +134,10 @@ def _train_locked(
                 state["env_steps"] += round(float(metrics.pop("env_steps")))
                 state["wall_time"] += elapsed
                 row = {**state, **{key: float(value) for key, value in metrics.items()}}
-                rows.append(row)
                 payload = {
                     **state,
                     "run": identity,
-                    "progress": rows,
+                    "progress": [*logger.rows, row],
                     "agent": agent.state_dict(),
                     "global_rng": global_rng_state(),
                 }
