@@ -39,7 +39,7 @@ from metarl.agents.parts.inner_loop import (
 )
 from metarl.agents.parts.trust_region import TrustRegionConfig
 from metarl.backend.losses import masked_mean, surrogate_loss, vpg_loss
-from metarl.backend.optim import check_finite, trpo_step
+from metarl.backend.optim import check_finite, leaves, trust_region_step
 from metarl.policies import DistParams, Params, call
 from metarl.policies.distributions import map_dist_params
 from metarl.sampling.episodes import Episodes
@@ -99,47 +99,48 @@ class MAML(InnerLoopAgent):
         self._task_generator = torch.Generator().manual_seed(cfg.seed)  # Fisher subsets
 
     def train_step(self) -> dict[str, float]:
-        """One meta-iteration; metrics: pre/post-update returns, env steps, TRPO step info."""
+        """One meta-iteration; metrics: pre/post-update returns, env steps, TRPO step info.
+
+        The inner steps' second-order graph is built once, from θ to the adapted policies'
+        distribution parameters on the post-update states, and serves both the meta-gradient
+        and every Fisher-vector product of the conjugate gradient (the Gauss-Newton form of the
+        KL's Hessian, `GradientInnerLoop.kl_fisher`). The line search's candidates take the
+        inner step without that graph, once per candidate for its loss and KL together."""
         cfg = self.config
-        batch = self.inner_loop.sample_meta_batch()
+        loop = self.inner_loop
+        batch = loop.sample_meta_batch()
         inner, post = batch.inner, batch.post
         # The trust region's anchor: the adapted policies that sampled the post-update episodes.
-        old_dist_params = self.inner_loop.dist_params(batch.adapted, post.observations)
+        old_dist_params = loop.dist_params(batch.adapted, post.observations)
         credit = self._exploration_credit(batch.stages[-1]) if cfg.exploration_weight else None
 
-        def loss_fn(meta_params: Params) -> Tensor:  # differentiated once, at θ: checked
-            terms = self.outer_terms(meta_params, inner, post, credit)
-            return sum(check_finite(value, name) for name, value in terms.items())
-
-        def kl_fn(meta_params: Params) -> Tensor:
-            return self.outer_kl(meta_params, inner, post, old_dist_params)
-
-        def loss_value_fn(meta_params: Params) -> Tensor:  # the line search's candidates
-            return self.outer_loss(meta_params, inner, post, credit, create_graph=False)
-
-        def kl_value_fn(meta_params: Params) -> Tensor:
-            return self.outer_kl(meta_params, inner, post, old_dist_params, create_graph=False)
-
-        fisher_kl_fn = None
+        at = leaves(loop.meta_parameters())
+        dist_params = loop.dist_params(loop.adapt(at, inner), post.observations)
+        terms = self.post_terms(at, dist_params, inner, post, credit)
+        loss = sum(check_finite(value, name) for name, value in terms.items())
         if cfg.fisher_tasks and cfg.fisher_tasks < len(batch.tasks):
             subset = torch.randperm(len(batch.tasks), generator=self._task_generator)
             subset = subset[: cfg.fisher_tasks]
             sub_inner, sub_post = [s.select(subset) for s in inner], post.select(subset)
             sub_old = map_dist_params(lambda x: x[subset], old_dist_params)
+            sub_dist_params = loop.dist_params(loop.adapt(at, sub_inner), sub_post.observations)
+            fisher = loop.kl_fisher(at, sub_dist_params, sub_post, sub_old, cfg.cg_damping)
+        else:
+            fisher = loop.kl_fisher(at, dist_params, post, old_dist_params, cfg.cg_damping)
 
-            def fisher_kl_fn(meta_params: Params) -> Tensor:
-                return self.outer_kl(meta_params, sub_inner, sub_post, sub_old)
+        candidate = _Candidate(loop, inner, post)  # the line search's, first-order
 
-        new_params, info = trpo_step(
-            loss_fn,
-            kl_fn,
-            self.inner_loop.meta_parameters(),
-            **cfg.trpo_kwargs(),
-            fisher_kl_fn=fisher_kl_fn,
-            loss_value_fn=loss_value_fn,
-            kl_value_fn=kl_value_fn,
-        )
-        self.inner_loop.load_meta_parameters(new_params)
+        def loss_value_fn(meta_params: Params) -> Tensor:
+            terms = self.post_terms(meta_params, candidate(meta_params), inner, post, credit)
+            return sum(terms.values())
+
+        def kl_value_fn(meta_params: Params) -> Tensor:
+            return loop.dist_kl(old_dist_params, candidate(meta_params), post)
+
+        kwargs = cfg.trpo_kwargs()
+        del kwargs["cg_damping"]  # in `fisher`
+        new_params, info = trust_region_step(loss, at, fisher, loss_value_fn, kl_value_fn, **kwargs)
+        loop.load_meta_parameters(new_params)
         return {**batch.metrics(), **{name: float(value) for name, value in info.items()}}
 
     def outer_terms(
@@ -154,7 +155,21 @@ class MAML(InnerLoopAgent):
         """The terms of `outer_loss` by name: "surrogate loss", and "E-MAML exploration term"
         (weighted) when `credit` is given."""
         adapted = self.inner_loop.adapt(meta_params, inner, create_graph=create_graph)
-        log_probs = self.inner_loop.log_probs(adapted, post.observations, post.actions)
+        dist_params = self.inner_loop.dist_params(adapted, post.observations)
+        return self.post_terms(meta_params, dist_params, inner, post, credit)
+
+    def post_terms(
+        self,
+        meta_params: Params,
+        dist_params: DistParams,
+        inner: Sequence[TaskStack],
+        post: TaskStack,
+        credit: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        """`outer_terms` from the adapted policies' distribution parameters on the post-update
+        states (computed from `meta_params` through the inner steps)."""
+        dist = self.policy.action_dist.distribution(dist_params)
+        log_probs = dist.log_prob(post.actions)
         losses = vmap(surrogate_loss)(log_probs, post.log_probs, post.advantages, post.mask)
         terms = {"surrogate loss": losses.mean()}
         if credit is not None:
@@ -220,3 +235,25 @@ class MAML(InnerLoopAgent):
         """Restore what `state_dict` returned."""
         self.inner_loop.load_state_dict(state)
         self._task_generator.set_state(state["fisher_rng"])
+
+
+class _Candidate:
+    """A line-search candidate's adapted policies on the post-update states, first-order (the
+    same values as the second-order graph's), computed once for its loss and its KL: the line
+    search passes both closures the very same leaves."""
+
+    def __init__(
+        self, loop: GradientInnerLoop, inner: Sequence[TaskStack], post: TaskStack
+    ) -> None:
+        """Evaluate candidates of `loop`'s meta-parameters on these episodes."""
+        self._loop, self._inner, self._post = loop, inner, post
+        self._at: Params | None = None
+        self._dist_params: DistParams | None = None
+
+    def __call__(self, meta_params: Params) -> DistParams:
+        """The distribution parameters under `meta_params`' adapted policies (cached)."""
+        if meta_params is not self._at:
+            adapted = self._loop.adapt(meta_params, self._inner, create_graph=False)
+            self._dist_params = self._loop.dist_params(adapted, self._post.observations)
+            self._at = meta_params
+        return self._dist_params

@@ -235,12 +235,12 @@ class RL2TRPO(RL2):
             subset = torch.randperm(obs.shape[1], generator=self.generator)[: cfg.fisher_trials]
             sub_previous = tuple(x[:, subset] for x in previous)
             fisher = (
-                lambda params: self.distribution(params, obs[:, subset], sub_previous),
+                lambda params: unroll(self.policy, params, obs[:, subset], sub_previous),
                 episodes.mask[:, subset],
             )
         return trust_region_update(
             self.policy,
-            lambda params: self.distribution(params, obs, previous),
+            lambda params: unroll(self.policy, params, obs, previous),
             episodes.actions,
             episodes.log_probs,
             advantages,

@@ -13,6 +13,7 @@ from metarl.agents.parts.checks import check_float
 from metarl.agents.parts.single_task import SingleTaskConfig, SingleTaskTrainer
 from metarl.agents.parts.trust_region import TrustRegionConfig, trust_region_update
 from metarl.backend.advantages import fitted_advantages
+from metarl.policies import call
 from metarl.sampling.episodes import Episodes
 
 
@@ -56,7 +57,7 @@ class TRPO(SingleTaskTrainer):
         )
         return trust_region_update(
             self.policy,
-            lambda params: self.distribution(params, obs),
+            lambda params: call(self.policy, params, obs),
             episodes.actions,
             episodes.log_probs,
             advantages,

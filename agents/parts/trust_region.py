@@ -10,12 +10,12 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import Distribution
 
 from metarl.agents.parts.checks import check_float, check_int
-from metarl.backend.losses import mean_kl, surrogate_loss
-from metarl.backend.optim import trpo_step
-from metarl.policies import Params, parameters
+from metarl.backend.losses import kl_metric, mean_kl, surrogate_loss
+from metarl.backend.optim import check_finite, gauss_newton_operator, leaves, trust_region_step
+from metarl.policies import DistParams, Params, parameters
+from metarl.policies.distributions import map_dist_params
 
 
 @dataclass
@@ -50,47 +50,59 @@ class TrustRegionConfig:
 
 def trust_region_update(
     policy: nn.Module,
-    distribution: Callable[[Params | None], Distribution],
+    dist_params: Callable[[Params | None], DistParams],
     actions: Tensor,
     old_log_probs: Tensor,
     advantages: Tensor,
     mask: Tensor,
     config: TrustRegionConfig,
-    fisher: tuple[Callable[[Params | None], Distribution], Tensor] | None = None,
+    fisher: tuple[Callable[[Params | None], DistParams], Tensor] | None = None,
 ) -> dict[str, float]:
     """One TRPO step of `policy`, in place, on the surrogate of `actions` `[T, B, ...]` sampled
-    with log-probs `old_log_probs` (the current policy's). `distribution(params)` is the policy's
-    action distribution over the batch with `params` (None: its own), batch shape `[T, B]`.
-    fisher: (distribution, mask) of a part of the batch whose KL curvature the conjugate
+    with log-probs `old_log_probs` (the current policy's). `dist_params(params)` is the policy's
+    distribution parameters over the batch with `params` (None: its own), batch shape `[T, B]`.
+    fisher: (dist_params, mask) of a part of the batch whose KL curvature the conjugate
     gradient uses instead of the whole batch's, when that is expensive; the line search still
     checks the whole batch's KL.
+
+    The Fisher-vector products are the Gauss-Newton form JᵀMJ of the KL's Hessian
+    (`gauss_newton_operator`, M the action distribution's closed form), on the one forward
+    graph that the surrogate's gradient also uses.
 
     Metrics: surrogate `loss_before` / `loss_after`, `kl` of the step, `step_fraction` of the
     full natural-gradient step taken, `accepted` (1.0 or 0.0).
     """
+    action_dist = policy.action_dist
+    at = leaves(parameters(policy))
+    new = dist_params(at)
     # The trust region's fixed anchor: the sampling policy's distribution, detached.
-    with torch.no_grad():
-        old_dist = distribution(None)
+    old = map_dist_params(torch.Tensor.detach, new)
+    old_dist = action_dist.distribution(old)
+    loss = surrogate_loss(
+        action_dist.distribution(new).log_prob(actions), old_log_probs, advantages, mask
+    )
+    check_finite(loss, "surrogate loss")
+    if fisher is None:
+        fisher_new, fisher_old, fisher_mask = new, old, mask
+    else:
+        fisher_dist_params, fisher_mask = fisher
+        fisher_new = fisher_dist_params(at)
+        fisher_old = map_dist_params(torch.Tensor.detach, fisher_new)
+    fisher_mask = fisher_mask.to(old_log_probs.dtype)
+    metric = kl_metric(action_dist.fisher_product, fisher_old, fisher_mask / fisher_mask.sum())
+    outputs = fisher_new if isinstance(fisher_new, tuple) else (fisher_new,)
+    fisher_product = gauss_newton_operator(outputs, at, metric, config.cg_damping)
 
     def loss_fn(params: Params) -> Tensor:
-        log_probs = distribution(params).log_prob(actions)
+        log_probs = action_dist.distribution(dist_params(params)).log_prob(actions)
         return surrogate_loss(log_probs, old_log_probs, advantages, mask)
 
     def kl_fn(params: Params) -> Tensor:
-        return mean_kl(old_dist, distribution(params), mask)
+        return mean_kl(old_dist, action_dist.distribution(dist_params(params)), mask)
 
-    fisher_kl_fn = None
-    if fisher is not None:
-        fisher_distribution, fisher_mask = fisher
-        with torch.no_grad():
-            old_fisher_dist = fisher_distribution(None)
-
-        def fisher_kl_fn(params: Params) -> Tensor:
-            return mean_kl(old_fisher_dist, fisher_distribution(params), fisher_mask)
-
-    new_params, info = trpo_step(
-        loss_fn, kl_fn, parameters(policy), **config.trpo_kwargs(), fisher_kl_fn=fisher_kl_fn
-    )
+    kwargs = config.trpo_kwargs()
+    del kwargs["cg_damping"]  # in `fisher_product`
+    new_params, info = trust_region_step(loss, at, fisher_product, loss_fn, kl_fn, **kwargs)
     with torch.no_grad():
         for name, param in policy.named_parameters():
             param.copy_(new_params[name])

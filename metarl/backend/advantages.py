@@ -12,7 +12,6 @@ import torch
 from torch import Tensor
 
 from metarl.backend.baselines import LinearFeatureBaseline
-from metarl.backend.losses import masked_mean
 
 
 def discounted_returns(rewards: Tensor, dones: Tensor, discount: float) -> Tensor:
@@ -49,14 +48,19 @@ def gae(
     return advantages
 
 
-def normalize(x: Tensor, mask: Tensor, eps: float = 1e-8) -> Tensor:
-    """Standardize `x` `[T, B]` with the mean and (population) std of its valid entries only.
+def normalize(x: Tensor, mask: Tensor, eps: float = 1e-8, groups: int = 1) -> Tensor:
+    """Standardize `x` `[T, B]` with the mean and (population) std of its valid entries only;
+    with `groups` > 1, each of that many equal, contiguous groups of columns on its own.
 
     Padding must not shift the statistics of the real steps; it stays 0 in the result.
     """
-    mean = masked_mean(x, mask)
-    std = masked_mean((x - mean) ** 2, mask).sqrt()
-    return torch.where(mask.bool(), (x - mean) / (std + eps), 0.0)
+    valid = mask.bool().reshape(x.shape[0], groups, -1)
+    grouped = torch.where(valid, x.reshape(valid.shape), 0.0)
+    count = valid.sum(dim=(0, 2), keepdim=True)
+    mean = grouped.sum(dim=(0, 2), keepdim=True) / count
+    deviation = torch.where(valid, grouped - mean, 0.0)
+    std = ((deviation**2).sum(dim=(0, 2), keepdim=True) / count).sqrt()
+    return torch.where(valid, deviation / (std + eps), 0.0).reshape(x.shape)
 
 
 def fitted_advantages(
@@ -66,12 +70,15 @@ def fitted_advantages(
     mask: Tensor,
     discount: float,
     gae_lambda: float,
+    groups: int = 1,
 ) -> Tensor:
     """Normalized GAE `[T, B]` on a linear feature baseline fitted to this batch's discounted
     returns: the advantages of every update on the linear baseline (TRPO, MAML's tasks, RL²'s
-    trials). The baseline is refitted for every batch, so it is no state an agent keeps."""
+    trials). The baseline is refitted for every batch, so it is no state an agent keeps.
+    groups: the columns form this many equal, contiguous groups (MAML's tasks), each with a
+    baseline and a normalization of its own, all computed at once."""
     returns = discounted_returns(rewards, dones, discount)
-    baseline = LinearFeatureBaseline()
+    baseline = LinearFeatureBaseline(groups=groups)
     baseline.fit(observations, returns, mask, dones)
     values = baseline.predict(observations, mask, dones)
-    return normalize(gae(rewards, values, dones, discount, gae_lambda), mask)
+    return normalize(gae(rewards, values, dones, discount, gae_lambda), mask, groups=groups)

@@ -7,9 +7,13 @@ so callers need not remember to.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 from torch.distributions import Categorical, Distribution, kl_divergence
+
+from metarl.policies.distributions import DistParams
 
 
 def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
@@ -63,3 +67,25 @@ def mean_kl(old_dist: Distribution, new_dist: Distribution, mask: Tensor) -> Ten
     else:
         kl = kl_divergence(old_dist, new_dist)
     return masked_mean(kl, mask)
+
+
+def kl_metric(
+    fisher_product: Callable[[DistParams, DistParams], DistParams],
+    old_dist_params: DistParams,
+    weights: Tensor,
+) -> Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]]:
+    """u ↦ M·u, M the Hessian of Σ weights·KL(old ‖ new) in the new distribution parameters at
+    new = old: the metric of `optim.gauss_newton_operator` for a (masked) mean KL. `weights`
+    has the batch shape (0 on padding, e.g. mask / mask.sum() for `mean_kl`), `fisher_product`
+    is the action distribution's, and tangents come as a tuple (one tensor per distribution
+    parameter). Padding is selected away, as `masked_mean` does: nothing there leaks in."""
+    several = isinstance(old_dist_params, tuple)  # (mean, log_std), or logits alone
+    valid = (weights != 0)[..., None]
+    weights = weights[..., None]
+
+    def metric(tangents: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        products = fisher_product(old_dist_params, tangents if several else tangents[0])
+        products = products if several else (products,)
+        return tuple(torch.where(valid, p * weights, 0.0) for p in products)
+
+    return metric

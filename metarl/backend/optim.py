@@ -100,6 +100,71 @@ def hessian_operator(f: Objective, params: Params, damping: float = 0.0) -> MatV
     return matvec
 
 
+Metric = Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]]
+"""u ↦ M·u on a tuple of output tangents: the Hessian of the KL in the outputs, at the anchor."""
+
+
+def gauss_newton_operator(
+    outputs: Tensor | tuple[Tensor, ...], inputs: Params, metric: Metric, damping: float = 0.0
+) -> MatVec:
+    """The operator v ↦ (JᵀMJ + damping·I)·v on flat vectors, J the Jacobian of `outputs` (a
+    policy's distribution parameters, computed from `inputs` with their graph) and M the KL's
+    Hessian in those outputs at the anchor (`metric`, closed form: e.g. `DiagGaussian.
+    fisher_product` weighted by the loss's averaging).
+
+    At the anchor, where the outputs equal the old policy's, the KL's first derivative in the
+    outputs is zero, so its Hessian in the inputs is exactly JᵀMJ (the Gauss-Newton form): the
+    same products as `hessian_operator` on the KL, without differentiating the KL twice. When
+    the outputs go through MAML's inner steps (a gradient inside), `hessian_operator` has to
+    back-propagate through the gradient of a gradient of them; here every product is two
+    passes through graphs built once: J·v by the transpose of the backward pass (`Jᵀu` is built
+    with a graph once, linear in a dummy u, and differentiated in u), Jᵀ·w by the retained
+    forward graph. The graph of `outputs` is kept for as long as the operator lives.
+    """
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    inputs_list, names = list(inputs.values()), list(inputs)
+    dummies = tuple(torch.zeros_like(o, requires_grad=True) for o in outputs)
+    linear: list[tuple[int, Tensor]] = []  # (input index, Jᵀu for it) where it is not zero
+    if any(o.requires_grad for o in outputs):
+        transposed = torch.autograd.grad(
+            [o for o in outputs if o.requires_grad],
+            inputs_list,
+            [u for o, u in zip(outputs, dummies, strict=True) if o.requires_grad],
+            create_graph=True,
+            allow_unused=True,
+        )
+        linear = [(i, t) for i, t in enumerate(transposed) if t is not None and t.requires_grad]
+
+    def jacobian_product(vector: Tensor) -> tuple[Tensor, ...]:
+        pieces = unflat(vector.detach(), inputs)
+        products = torch.autograd.grad(
+            [t for _, t in linear],
+            dummies,
+            [pieces[names[i]] for i, _ in linear],
+            retain_graph=True,
+            allow_unused=True,
+        )
+        return tuple(
+            torch.zeros_like(o) if p is None else p for o, p in zip(outputs, products, strict=True)
+        )
+
+    def matvec(vector: Tensor) -> Tensor:
+        if not linear:  # the outputs do not depend on the inputs: J = 0
+            return damping * vector
+        weighted = metric(jacobian_product(vector))
+        used = [i for i, o in enumerate(outputs) if o.requires_grad]
+        product = torch.autograd.grad(
+            [outputs[i] for i in used],
+            inputs_list,
+            [weighted[i] for i in used],
+            retain_graph=True,
+            materialize_grads=True,
+        )
+        return flat(product) + damping * vector
+
+    return matvec
+
+
 class LineSearchResult(NamedTuple):
     """Outcome of `backtracking_line_search`."""
 
@@ -113,11 +178,11 @@ class LineSearchResult(NamedTuple):
     """KL(old ‖ params); 0 when rejected."""
 
 
-def _value(fn: Objective, params: Params) -> float:
-    """fn(params) as a float. Autograd stays on because closures may differentiate internally
+def _value(fn: Objective, at: Params) -> float:
+    """fn(at) as a float. Autograd stays on because closures may differentiate internally
     (a MAML inner step needs the inner gradient even here, though not its graph: see
     `trpo_step`'s `loss_value_fn`); the graph is dropped at once."""
-    return fn(leaves(params)).item()
+    return fn(at).item()
 
 
 def backtracking_line_search(
@@ -134,15 +199,18 @@ def backtracking_line_search(
 
     TRPO's safeguard for when the quadratic KL model or the linear loss model is wrong. A
     candidate whose loss or KL is not finite (an overflowing likelihood ratio far from the old
-    policy) fails those tests and is rejected like any other.
+    policy) fails those tests and is rejected like any other. Both closures get the very same
+    leaves of a candidate (the KL only once the loss improved), so that they may share work on
+    it: MAML's inner step, for one.
     """
     start = flat(params).detach()
     for k in range(max_backtracks):
         fraction = backtrack_ratio**k
         candidate = unflat(start + fraction * full_step.detach(), params)
-        loss = _value(loss_fn, candidate)
+        at = leaves(candidate)
+        loss = _value(loss_fn, at)
         if loss < loss_before:
-            kl = _value(kl_fn, candidate)
+            kl = _value(kl_fn, at)
             if kl <= max_kl:
                 return LineSearchResult(candidate, True, fraction, loss, kl)
     return LineSearchResult(unflat(start, params), False, 0.0, loss_before, 0.0)
@@ -161,8 +229,8 @@ def trpo_step(
     loss_value_fn: Objective | None = None,
     kl_value_fn: Objective | None = None,
 ) -> tuple[Params, dict[str, float | bool]]:
-    """One TRPO update (Schulman et al. 2015): the natural-gradient step −F⁻¹g scaled so that
-    ½ sᵀFs = max_kl, then the line search. Returns fresh detached params and an info dict
+    """One TRPO update (Schulman et al. 2015) of closures: `trust_region_step` with the Fisher
+    as `hessian_operator` of the KL. Returns fresh detached params and an info dict
     (loss_before, loss_after, kl, step_fraction, accepted); `params` is left untouched.
 
     fisher_kl_fn: the KL whose Hessian is F, when cheaper than `kl_fn` (e.g. on a subsample of
@@ -176,26 +244,68 @@ def trpo_step(
     step when one of them is not finite at `params` (the caller knows which iteration)."""
     at = leaves(params)
     loss_before = check_finite(loss_fn(at), "surrogate loss")
-    grads = torch.autograd.grad(loss_before, list(at.values()), materialize_grads=True)
-    grad = check_finite(flat(grads), "gradient of the surrogate loss")
     fisher = hessian_operator(fisher_kl_fn or kl_fn, params, cg_damping)
+    return trust_region_step(
+        loss_before,
+        at,
+        fisher,
+        loss_value_fn or loss_fn,
+        kl_value_fn or kl_fn,
+        max_kl=max_kl,
+        cg_iterations=cg_iterations,
+        max_backtracks=max_backtracks,
+        backtrack_ratio=backtrack_ratio,
+    )
+
+
+def natural_gradient_step(
+    grad: Tensor, fisher: MatVec, max_kl: float, cg_iterations: int = 10
+) -> Tensor:
+    """TRPO's full step: the direction −F⁻¹g by `cg_iterations` of conjugate gradient, scaled
+    so that ½ sᵀFs = max_kl (the quadratic model of the KL on the trust region's boundary).
+    Raises `FloatingPointError` when the step is not finite."""
     direction = conjugate_gradient(fisher, -grad, cg_iterations)
     # The clamp turns a zero gradient (zero direction) into a zero step instead of 0·∞ = NaN.
     curvature = (direction @ fisher(direction)).clamp_min(torch.finfo(direction.dtype).tiny)
     full_step = direction * torch.sqrt(2.0 * max_kl / curvature)
-    check_finite(full_step, "natural-gradient step (the KL's curvature)")
+    return check_finite(full_step, "natural-gradient step (the KL's curvature)")
+
+
+def trust_region_step(
+    loss: Tensor,
+    at: Params,
+    fisher: MatVec,
+    loss_fn: Objective,
+    kl_fn: Objective,
+    *,
+    max_kl: float = 0.01,
+    cg_iterations: int = 10,
+    max_backtracks: int = 15,
+    backtrack_ratio: float = 0.8,
+) -> tuple[Params, dict[str, float | bool]]:
+    """The TRPO step from its parts: the natural-gradient step −F⁻¹g of `loss` (a finite scalar
+    computed from the leaves `at`; its graph is kept for `fisher`, which may share it) scaled so
+    that ½ sᵀFs = max_kl, then the line search on the values of `loss_fn` and `kl_fn` (closures
+    params -> scalar). `fisher` is F·v (damping included): `hessian_operator` or
+    `gauss_newton_operator`. Returns fresh detached params and the info of `trpo_step`.
+
+    Raises `FloatingPointError` naming the gradient of the surrogate loss or the natural-gradient
+    step when one of them is not finite."""
+    grads = torch.autograd.grad(loss, list(at.values()), retain_graph=True, materialize_grads=True)
+    grad = check_finite(flat(grads), "gradient of the surrogate loss")
+    full_step = natural_gradient_step(grad, fisher, max_kl, cg_iterations)
     result = backtracking_line_search(
-        loss_value_fn or loss_fn,
-        kl_value_fn or kl_fn,
-        params,
+        loss_fn,
+        kl_fn,
+        at,
         full_step,
-        loss_before.item(),
+        loss.item(),
         max_kl,
         max_backtracks,
         backtrack_ratio,
     )
     info = {
-        "loss_before": loss_before.item(),
+        "loss_before": loss.item(),
         "loss_after": result.loss,
         "kl": result.kl,
         "step_fraction": result.step_fraction,

@@ -13,6 +13,7 @@ from typing import NoReturn
 
 import metarl
 from metarl.agents import AGENTS, REFERENCE_AGENTS
+from metarl.backend.allocator import keep_freed_memory
 from metarl.cli.shipped_configs import shipped_configs
 from metarl.envs import ENVS
 
@@ -391,6 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    keep_freed_memory()  # this process is metarl's: large tensors without page faults
     try:
         return args.run(args)
     except ValueError as error:  # bad user input (unknown env, bad task): no traceback

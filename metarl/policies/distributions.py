@@ -43,6 +43,16 @@ class DiagGaussian:
         """The mean [..., A]."""
         return dist_params[0]
 
+    def fisher_product(
+        self, dist_params: tuple[Tensor, Tensor], tangent: tuple[Tensor, Tensor]
+    ) -> tuple[Tensor, Tensor]:
+        """M·tangent, M the Hessian of KL(p ‖ q) in q's (mean, log_std) at q = p: the Fisher
+        information of the Gaussian in those coordinates, diagonal, 1/σ² for the mean and 2 for
+        the log-std of each action dimension (TRPO's Gauss-Newton Fisher-vector product)."""
+        _, log_std = dist_params
+        d_mean, d_log_std = tangent
+        return d_mean * torch.exp(-2.0 * log_std), 2.0 * d_log_std
+
 
 class CategoricalActions:
     """Discrete actions; the parameters are logits [..., n]."""
@@ -59,3 +69,9 @@ class CategoricalActions:
     def mode(self, logits: Tensor) -> Tensor:
         """The most probable action indices [...]."""
         return logits.argmax(dim=-1)
+
+    def fisher_product(self, logits: Tensor, tangent: Tensor) -> Tensor:
+        """M·tangent, M = diag(p) − ppᵀ the Hessian of KL(p ‖ q) in q's logits at q = p (the
+        softmax's Fisher information; TRPO's Gauss-Newton Fisher-vector product)."""
+        probs = torch.softmax(logits, dim=-1)
+        return probs * (tangent - (probs * tangent).sum(-1, keepdim=True))

@@ -347,9 +347,9 @@ def test_only_the_differentiated_closures_build_second_order_graphs(monkeypatch)
         info = agent.train_step()
     finally:
         agent.close()
-    # The loss's gradient and the KL's curvature each go through the 2 inner steps; the
-    # curvature is itself a gradient graph; the line search's candidates add none.
-    assert sum(flags) == 2 + 2 + 1, (flags, info)
+    # One graph through the 2 inner steps serves the loss's gradient and the KL's curvature;
+    # the Gauss-Newton product adds one (Jᵀu, linear in u); the line search's candidates none.
+    assert sum(flags) == 2 + 1, (flags, info)
 
 
 def test_the_value_only_paths_give_the_values_of_the_second_order_ones():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from metarl.backend.advantages import discounted_returns, gae, normalize
+from metarl.backend.advantages import discounted_returns, fitted_advantages, gae, normalize
 
 GAMMA = 0.9
 
@@ -111,3 +111,25 @@ def test_normalize_uses_valid_entries_only():
     expected = (valid - valid.mean()) / valid.std(unbiased=False)
     torch.testing.assert_close(result[mask], expected)
     assert (result[~mask] == 0).all()
+
+
+def test_grouped_advantages_equal_one_fit_per_group_of_columns():
+    # MAML's tasks: each group of columns gets its own baseline and normalization, at once.
+    g = torch.Generator().manual_seed(3)
+    steps, groups, per_group = 9, 4, 3
+    obs = torch.randn(steps, groups * per_group, 2, generator=g)
+    rewards = torch.randn(steps, groups * per_group, generator=g)
+    dones = torch.zeros(steps, groups * per_group, dtype=torch.bool)
+    dones[-1] = True
+    dones[4, 2] = True  # two episodes back to back in one column
+    mask = torch.ones(steps, groups * per_group)
+    mask[-3:, 5] = 0  # a shorter episode, padded
+    dones[-4, 5], dones[-1, 5] = True, False
+    grouped = fitted_advantages(obs, rewards, dones, mask, 0.99, 0.95, groups=groups)
+    for i in range(groups):
+        cols = slice(i * per_group, (i + 1) * per_group)
+        alone = fitted_advantages(
+            obs[:, cols], rewards[:, cols], dones[:, cols], mask[:, cols], 0.99, 0.95
+        )
+        torch.testing.assert_close(grouped[:, cols], alone, rtol=1e-5, atol=1e-6)
+    assert (grouped[mask == 0] == 0).all()

@@ -103,7 +103,7 @@ def test_regularization_grows_tenfold_until_the_fit_is_finite(monkeypatch):
     baseline = LinearFeatureBaseline()
     baseline.fit(torch.randn(T, B, OBS), torch.randn(T, B), mask, dones)
     assert len(matrices) == 3 and torch.isfinite(baseline.weights).all()
-    diagonals = [m.diagonal() - matrices[0].diagonal() for m in matrices]
+    diagonals = [(m - matrices[0]).diagonal(dim1=-2, dim2=-1) for m in matrices]
     torch.testing.assert_close(diagonals[1], torch.full_like(diagonals[1], 9e-5))
     torch.testing.assert_close(diagonals[2], torch.full_like(diagonals[2], 99e-5))
 
