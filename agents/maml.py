@@ -39,7 +39,7 @@ from metarl.agents.parts.inner_loop import (
 )
 from metarl.agents.parts.trust_region import TrustRegionConfig
 from metarl.backend.losses import masked_mean, surrogate_loss, vpg_loss
-from metarl.backend.optim import check_finite, leaves, trust_region_step
+from metarl.backend.optim import check_finite, flat, leaves, trust_region_step
 from metarl.policies import DistParams, Params, call
 from metarl.policies.distributions import map_dist_params
 from metarl.sampling.episodes import Episodes
@@ -137,9 +137,13 @@ class MAML(InnerLoopAgent):
         def kl_value_fn(meta_params: Params) -> Tensor:
             return loop.dist_kl(old_dist_params, candidate(meta_params), post)
 
+        # The graph is kept: the Fisher products go through it again.
+        grads = torch.autograd.grad(loss, list(at.values()), retain_graph=True)
         kwargs = cfg.trpo_kwargs()
         del kwargs["cg_damping"]  # in `fisher`
-        new_params, info = trust_region_step(loss, at, fisher, loss_value_fn, kl_value_fn, **kwargs)
+        new_params, info = trust_region_step(
+            loss.item(), flat(grads), at, fisher, loss_value_fn, kl_value_fn, **kwargs
+        )
         loop.load_meta_parameters(new_params)
         return {**batch.metrics(), **{name: float(value) for name, value in info.items()}}
 

@@ -12,10 +12,9 @@ import torch
 from torch import Tensor, nn
 
 from metarl.agents.parts.checks import check_float, check_int
-from metarl.backend.losses import kl_metric, mean_kl, surrogate_loss
-from metarl.backend.optim import check_finite, gauss_newton_operator, leaves, trust_region_step
+from metarl.backend.losses import mean_kl, surrogate_loss
+from metarl.backend.optim import trpo_step
 from metarl.policies import DistParams, Params, parameters
-from metarl.policies.distributions import map_dist_params
 
 
 @dataclass
@@ -65,33 +64,17 @@ def trust_region_update(
     gradient uses instead of the whole batch's, when that is expensive; the line search still
     checks the whole batch's KL.
 
-    The Fisher-vector products are the Gauss-Newton form JᵀMJ of the KL's Hessian
-    (`gauss_newton_operator`, M the action distribution's closed form), on the one forward
-    graph that the surrogate's gradient also uses.
+    The Fisher-vector products differentiate the KL twice (`hessian_operator`). Its
+    Gauss-Newton form, which MAML uses through its inner steps, measured slower here on RL²'s
+    GRU unroll (benchmarks/README.md, "Where an iteration's time goes").
 
     Metrics: surrogate `loss_before` / `loss_after`, `kl` of the step, `step_fraction` of the
     full natural-gradient step taken, `accepted` (1.0 or 0.0).
     """
     action_dist = policy.action_dist
-    at = leaves(parameters(policy))
-    new = dist_params(at)
     # The trust region's fixed anchor: the sampling policy's distribution, detached.
-    old = map_dist_params(torch.Tensor.detach, new)
-    old_dist = action_dist.distribution(old)
-    loss = surrogate_loss(
-        action_dist.distribution(new).log_prob(actions), old_log_probs, advantages, mask
-    )
-    check_finite(loss, "surrogate loss")
-    if fisher is None:
-        fisher_new, fisher_old, fisher_mask = new, old, mask
-    else:
-        fisher_dist_params, fisher_mask = fisher
-        fisher_new = fisher_dist_params(at)
-        fisher_old = map_dist_params(torch.Tensor.detach, fisher_new)
-    fisher_mask = fisher_mask.to(old_log_probs.dtype)
-    metric = kl_metric(action_dist.fisher_product, fisher_old, fisher_mask / fisher_mask.sum())
-    outputs = fisher_new if isinstance(fisher_new, tuple) else (fisher_new,)
-    fisher_product = gauss_newton_operator(outputs, at, metric, config.cg_damping)
+    with torch.no_grad():
+        old_dist = action_dist.distribution(dist_params(None))
 
     def loss_fn(params: Params) -> Tensor:
         log_probs = action_dist.distribution(dist_params(params)).log_prob(actions)
@@ -100,9 +83,19 @@ def trust_region_update(
     def kl_fn(params: Params) -> Tensor:
         return mean_kl(old_dist, action_dist.distribution(dist_params(params)), mask)
 
-    kwargs = config.trpo_kwargs()
-    del kwargs["cg_damping"]  # in `fisher_product`
-    new_params, info = trust_region_step(loss, at, fisher_product, loss_fn, kl_fn, **kwargs)
+    fisher_kl_fn = None
+    if fisher is not None:
+        fisher_dist_params, fisher_mask = fisher
+        with torch.no_grad():
+            old_fisher_dist = action_dist.distribution(fisher_dist_params(None))
+
+        def fisher_kl_fn(params: Params) -> Tensor:
+            new_dist = action_dist.distribution(fisher_dist_params(params))
+            return mean_kl(old_fisher_dist, new_dist, fisher_mask)
+
+    new_params, info = trpo_step(
+        loss_fn, kl_fn, parameters(policy), **config.trpo_kwargs(), fisher_kl_fn=fisher_kl_fn
+    )
     with torch.no_grad():
         for name, param in policy.named_parameters():
             param.copy_(new_params[name])

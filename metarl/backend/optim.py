@@ -244,9 +244,11 @@ def trpo_step(
     step when one of them is not finite at `params` (the caller knows which iteration)."""
     at = leaves(params)
     loss_before = check_finite(loss_fn(at), "surrogate loss")
+    grad = torch.autograd.grad(loss_before, list(at.values()), materialize_grads=True)
     fisher = hessian_operator(fisher_kl_fn or kl_fn, params, cg_damping)
     return trust_region_step(
-        loss_before,
+        loss_before.item(),
+        flat(grad),
         at,
         fisher,
         loss_value_fn or loss_fn,
@@ -272,8 +274,9 @@ def natural_gradient_step(
 
 
 def trust_region_step(
-    loss: Tensor,
-    at: Params,
+    loss: float,
+    grad: Tensor,
+    params: Params,
     fisher: MatVec,
     loss_fn: Objective,
     kl_fn: Objective,
@@ -283,29 +286,21 @@ def trust_region_step(
     max_backtracks: int = 15,
     backtrack_ratio: float = 0.8,
 ) -> tuple[Params, dict[str, float | bool]]:
-    """The TRPO step from its parts: the natural-gradient step −F⁻¹g of `loss` (a finite scalar
-    computed from the leaves `at`; its graph is kept for `fisher`, which may share it) scaled so
-    that ½ sᵀFs = max_kl, then the line search on the values of `loss_fn` and `kl_fn` (closures
-    params -> scalar). `fisher` is F·v (damping included): `hessian_operator` or
-    `gauss_newton_operator`. Returns fresh detached params and the info of `trpo_step`.
+    """The TRPO step from its parts: the surrogate `loss` and its flat gradient `grad` at
+    `params`; the natural-gradient step −F⁻¹g scaled so that ½ sᵀFs = max_kl; then the line
+    search on the values of `loss_fn` and `kl_fn` (closures params -> scalar). `fisher` is F·v
+    (damping included): `hessian_operator` or `gauss_newton_operator`. Returns fresh detached
+    params and the info of `trpo_step`.
 
     Raises `FloatingPointError` naming the gradient of the surrogate loss or the natural-gradient
     step when one of them is not finite."""
-    grads = torch.autograd.grad(loss, list(at.values()), retain_graph=True, materialize_grads=True)
-    grad = check_finite(flat(grads), "gradient of the surrogate loss")
+    check_finite(grad, "gradient of the surrogate loss")
     full_step = natural_gradient_step(grad, fisher, max_kl, cg_iterations)
     result = backtracking_line_search(
-        loss_fn,
-        kl_fn,
-        at,
-        full_step,
-        loss.item(),
-        max_kl,
-        max_backtracks,
-        backtrack_ratio,
+        loss_fn, kl_fn, params, full_step, loss, max_kl, max_backtracks, backtrack_ratio
     )
     info = {
-        "loss_before": loss.item(),
+        "loss_before": loss,
         "loss_after": result.loss,
         "kl": result.kl,
         "step_fraction": result.step_fraction,
