@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from metarl.agents.maml import vpg_inner_loss
+from metarl.agents.parts import inner_loop
 from metarl.agents.parts.inner_loop import (
     LOG_LR_PREFIX,
     GradientInnerLoop,
@@ -154,3 +155,21 @@ def test_the_sampling_path_adapts_step_by_step_to_the_values_of_the_differentiab
             assert torch.equal(value, stages_params[-1][name]), name
     finally:
         loop.close()
+
+
+def test_tasks_run_through_the_network_in_chunks_to_the_same_values(loop, monkeypatch):
+    stack = synthetic_stack(loop.policy, 4, tasks=5)
+    at = leaves(loop.meta_parameters())
+    stacked = loop.inner_step(at, expand_tasks(at, 5), stack)
+    whole = loop.dist_params(stacked, stack.observations)
+    # 2 steps × 2 columns × 5 units × 4 bytes per task: 2 tasks per chunk, 3 chunks.
+    monkeypatch.setattr(inner_loop, "CHUNK_BYTES", 2 * 4 * 2 * 5 * 4)
+    chunked = loop.dist_params(stacked, stack.observations)
+    for a, b in zip(whole, chunked, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    grads = [
+        torch.autograd.grad(x[0].sum(), list(at.values()), retain_graph=True)
+        for x in (whole, chunked)
+    ]
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b)
