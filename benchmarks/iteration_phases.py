@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import resource
 import statistics
 import sys
 import time
@@ -150,6 +151,8 @@ def run_workload(name: str, iterations: int, clock: PhaseClock) -> dict[str, Any
         "extra": extra,
         "iterations": iterations,
         "median_s": {k: statistics.median(row.get(k, 0.0) for row in rows) for k in phases},
+        # The process's peak so far: run one workload per process for a figure of its own.
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
@@ -168,11 +171,12 @@ ORDER = [
 def table(results: list[dict[str, Any]]) -> str:
     """A Markdown table: one row per workload, one column per phase (median seconds)."""
     lines = [
-        "| workload | " + " | ".join(ORDER) + " |",
-        "|---|" + "---|" * len(ORDER),
+        "| workload | " + " | ".join(ORDER) + " | peak RSS MiB |",
+        "|---|" + "---|" * (len(ORDER) + 1),
     ]
     for result in results:
         cells = [f"{result['median_s'].get(phase, 0.0):.2f}" for phase in ORDER]
+        cells.append(f"{result['peak_rss_mib']:.0f}")
         lines.append(f"| {result['workload']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
