@@ -8,7 +8,11 @@ second:
 - `mujoco-raw-1thread`: `mj_step` alone on one thread, no policy, no Python env: the physics
   ceiling of one core (two cores can at best double it);
 - `gymnasium-sync` / `gymnasium-async`: `SyncVectorEnv` / `AsyncVectorEnv` of `gymnasium.make`
-  envs, with the same policy doing one batched forward per vector step.
+  envs, with the same policy doing one batched forward per vector step;
+- `envpool`: envpool's C++ batch of the same robot (`HalfCheetah-v5`, `Ant-v5`: its own envs,
+  v5 physics with its own rewards and no tasks) on 2 threads, the same policy doing one batched
+  forward per step. Optional (`pip install envpool`, or the `envpool` extra); without it the
+  method is skipped with a one-line note.
 
 Every method of an env is measured in one run: on a shared, noisy machine only ratios taken in
 one run compare.
@@ -17,6 +21,7 @@ one run compare.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import os
 import time
@@ -32,13 +37,22 @@ import numpy as np
 import torch
 from torch import nn
 
+from metarl.backend.allocator import keep_freed_memory
 from metarl.envs import resolve_env_id
+from metarl.envs.ant import AntTaskEnv
 from metarl.envs.base import Task
+from metarl.envs.half_cheetah import HalfCheetahTaskEnv
 from metarl.envs.mujoco_task import MujocoTaskEnv
 from metarl.policies import make_policy, parameters
 from metarl.sampling.sampler import VectorSampler, torch_threads
 
 DEFAULT_ENVS = ("metarl/HalfCheetahVel-v0", "metarl/AntDir-v0")
+
+ENVPOOL_MISSING = "envpool: not installed, skipped (pip install envpool)"
+"""The note that stands in for the `envpool` method where envpool is not installed."""
+
+_ENVPOOL_IDS = ((HalfCheetahTaskEnv, "HalfCheetah-v5"), (AntTaskEnv, "Ant-v5"))
+"""envpool's env of the robot each metarl MuJoCo env family runs (v5 physics)."""
 
 
 @dataclass(frozen=True)
@@ -194,11 +208,83 @@ def gymnasium_steps_per_s(workload: Workload, asynchronous: bool) -> Timing:
     return Timing(steps / elapsed, steps)
 
 
+def envpool_steps_per_s(workload: Workload, envpool_id: str) -> Timing:
+    """envpool's batch of `envpool_id` (one env per episode, 2 threads), stepped until the
+    batch's env steps are done, with one batched policy forward per step as
+    `gymnasium_steps_per_s` does.
+
+    envpool resets an env on the step after its episode ends (Gymnasium's NEXT_STEP), so such a
+    step is not counted as an env step; the initial reset is timed.
+    """
+    import envpool
+
+    envs = envpool.make_gymnasium(
+        envpool_id,
+        num_envs=workload.num_envs,
+        num_threads=2,
+        seed=0,
+        max_episode_steps=workload.horizon,
+    )
+    policy = _policy(envs.observation_space, envs.action_space, workload)
+    low, high = envs.action_space.low, envs.action_space.high
+    generator = torch.Generator().manual_seed(0)
+    steps = 0
+    resetting = np.zeros(workload.num_envs, dtype=bool)
+    with torch.no_grad(), torch_threads(1):
+        start = time.perf_counter()
+        obs, _ = envs.reset()
+        while steps < workload.env_steps:
+            dist_params = policy(torch.from_numpy(obs).float())
+            actions = policy.action_dist.sample(dist_params, generator).numpy()
+            obs, _, terminated, truncated, _ = envs.step(np.clip(actions, low, high))
+            steps += int(np.count_nonzero(~resetting))
+            resetting = terminated | truncated
+        elapsed = time.perf_counter() - start
+    envs.close()
+    return Timing(steps / elapsed, steps)
+
+
+def envpool_id(env_id: str) -> str | None:
+    """envpool's id of the robot that the metarl MuJoCo env `env_id` runs; None for none."""
+    env = gym.make(env_id)
+    family = type(env.unwrapped)
+    env.close()
+    return next((name for base, name in _ENVPOOL_IDS if issubclass(family, base)), None)
+
+
+def envpool_installed() -> bool:
+    """Whether `import envpool` would find it (without importing it)."""
+    return importlib.util.find_spec("envpool") is not None
+
+
+def toy_workload() -> Workload:
+    """MAML's Navigation2D batch (docs/architecture.md §5): 20 tasks × 20 episodes × 100 steps."""
+    return Workload("metarl/Navigation2D-v0", num_tasks=20, episodes_per_task=20, horizon=100)
+
+
+def toy_steps_per_s(workload: Workload, repeats: int = 5) -> list[Timing]:
+    """`metarl_steps_per_s`'s measurement on an in-process env (Navigation2D, Bandit,
+    TabularMDP), `repeats` batches of one sampler in a row: the first includes torch's warm-up,
+    and a batch of ~40k steps lasts tens of milliseconds, so one alone is mostly noise."""
+    with VectorSampler(workload.env_id, workload.num_envs, horizon=workload.horizon) as sampler:
+        policy = _policy(sampler.observation_space, sampler.action_space, workload)
+        params = [parameters(policy) for _ in range(workload.num_tasks)]
+        tasks = _tasks(workload)
+        timings = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            episodes = sampler.sample(policy, tasks, workload.episodes_per_task, params=params)
+            elapsed = time.perf_counter() - start
+            timings.append(Timing(episodes.num_env_steps / elapsed, episodes.num_env_steps))
+    return timings
+
+
 def run_env(workload: Workload, log: Callable[[str], None] | None = None) -> list[Record]:
     """Measure every method on one workload, one after the other; one record each.
 
     `metarl` runs in a fresh process, which also gives its peak resident memory. log: called with
-    the method's name before each measurement (progress of a run of minutes).
+    the method's name before each measurement (progress of a run of minutes), and with
+    `ENVPOOL_MISSING` where envpool is not installed (its record is then left out).
     """
     log = log or (lambda _: None)
     log(f"{workload.env_id}: metarl")
@@ -221,6 +307,12 @@ def run_env(workload: Workload, log: Callable[[str], None] | None = None) -> lis
             functools.partial(gymnasium_steps_per_s, workload, asynchronous=True),
         ),
     ]
+    robot = envpool_id(workload.env_id)
+    if robot is not None and envpool_installed():
+        measure_envpool = functools.partial(envpool_steps_per_s, workload, robot)
+        others.append(("envpool", workload.num_envs, measure_envpool))
+    elif robot is not None:
+        log(ENVPOOL_MISSING)
     for method, num_envs, measure in others:
         log(f"{workload.env_id}: {method}")
         records.append(Record(workload.env_id, method, *measure(), num_envs=num_envs))
@@ -257,11 +349,20 @@ def sampler_report(
     """
     make_workload = quick_workload if quick else full_workload
     workloads = [make_workload(env) for env in envs]  # a bad env name fails before measuring
-    results = [(w, run_env(w, log=log)) for w in workloads]
+    notes: list[str] = []
+
+    def log_and_note(line: str) -> None:
+        if line == ENVPOOL_MISSING and line not in notes:
+            notes.append(line)
+        if log is not None:
+            log(line)
+
+    results = [(w, run_env(w, log=log_and_note)) for w in workloads]
     if as_json:
         return json.dumps([asdict(r) for _, records in results for r in records], indent=1)
     header = "Env steps per second, all measured in this run ('metarl ÷ it': metarl's speed-up)."
-    return "\n\n".join([header, *(format_table(w, records) for w, records in results)])
+    tables = [format_table(w, records) for w, records in results]
+    return "\n\n".join([header, *tables, *notes])
 
 
 def _mujoco_env_id(name: str) -> str:
@@ -297,7 +398,13 @@ def _metarl_in_fresh_process(workload: Workload) -> tuple[Timing, float | None]:
 
 
 def _metarl_with_peak_rss(workload: Workload) -> tuple[Timing, float | None]:
-    """What the fresh process runs: the measurement, then its own peak RSS."""
+    """What the fresh process runs: the measurement, then its own peak RSS.
+
+    It keeps freed memory (`keep_freed_memory`) as `metarl`'s own processes do, the one that
+    runs the other methods included; on the sampler its effect was within the noise of the
+    shared 2-core machine (issue 13).
+    """
+    keep_freed_memory()
     return metarl_steps_per_s(workload), _peak_rss_mib()
 
 

@@ -9,12 +9,15 @@ All B states live in one array and are stepped on all cores in one of two ways:
   Python per env, which keeps both cores busy. Its state omits the solver's warm start, so a step
   can differ from the Gymnasium env's by the solver tolerance (~1e-12, tested).
 Observations, rewards and terminations are then computed for the whole batch at once by the env's
-own vectorized code (`MujocoTaskEnv`).
+own vectorized code (`MujocoTaskEnv`). `step_async` starts a step and returns at once, so that
+the sampler can compute the policy of one half of its batch while the other half steps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import queue
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import mujoco
@@ -24,6 +27,9 @@ from mujoco import rollout
 
 from metarl.envs.base import Task
 from metarl.envs.mujoco_task import MujocoTaskEnv, Transitions
+
+StepResult = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""(observations [n, obs], rewards [n], terminated [n], truncated [n])."""
 
 INTEGRATION = mujoco.mjtState.mjSTATE_INTEGRATION  # the threads path: exact, warm start too
 FULLPHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS  # what mujoco.rollout takes and returns
@@ -39,7 +45,7 @@ class MujocoBatchEnv:
             raise TypeError(f"the fast path needs a MujocoTaskEnv, got {type(env).__name__}")
         self.env, self.model = env, env.model
         self.observation_space, self.action_space = env.observation_space, env.action_space
-        self.num_envs = num_envs
+        self.num_envs, self.num_threads = num_envs, num_threads
         nq, nv = self.model.nq, self.model.nv
         # Offsets of qpos and qvel in the state vector, which starts with time (mjtState order).
         time = mujoco.mj_stateSize(self.model, mujoco.mjtState.mjSTATE_TIME)
@@ -53,8 +59,14 @@ class MujocoBatchEnv:
         self._datas = [mujoco.MjData(self.model) for _ in range(num_threads)]
         if env.needs_contact_forces:
             self._pool = ThreadPoolExecutor(num_threads, thread_name_prefix="metarl-physics")
+            self._free_datas: queue.SimpleQueue[mujoco.MjData] = queue.SimpleQueue()
+            for data in self._datas:
+                self._free_datas.put(data)
         else:
             self._rollout = rollout.Rollout(nthread=num_threads)
+            self._models: list[mujoco.MjModel] = []  # `rollout` takes one model per env
+            # One Python thread to make `rollout`'s (GIL-free) call from, for `step_async`.
+            self._submitter = ThreadPoolExecutor(1, thread_name_prefix="metarl-rollout")
 
     @staticmethod
     def bytes_per_env(env: MujocoTaskEnv) -> int:
@@ -81,70 +93,119 @@ class MujocoBatchEnv:
             self.cfrc_ext[i] = env.data.cfrc_ext
         return self._observations(env_ids)
 
-    def step(
-        self, env_ids: np.ndarray, actions: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def step(self, env_ids: np.ndarray, actions: np.ndarray) -> StepResult:
         """Step the named envs; returns (obs [n, obs], rewards, terminated, truncated) [n]."""
-        qpos_before = self.state[env_ids, self._qpos]
-        if self.env.needs_contact_forces:
-            self._step_threads(env_ids, actions)
-        else:
-            self._step_rollout(env_ids, actions)
-        qpos, qvel = self.state[env_ids, self._qpos], self.state[env_ids, self._qvel]
-        batch = Transitions(
-            self.task_values[env_ids],
-            qpos_before,
-            qpos,
-            actions.astype(np.float64),
-            self.cfrc_ext[env_ids],
-        )
-        terms = self.env.reward_terms(batch)
-        rewards = sum(terms.values())
-        terminated = self.env.batch_terminated(qpos, qvel)
-        return self._observations(env_ids), rewards, terminated, np.zeros_like(terminated)
+        return self._start(env_ids, actions, background=False)()
+
+    def step_async(self, env_ids: np.ndarray, actions: np.ndarray) -> Callable[[], StepResult]:
+        """Start stepping the named envs in the physics threads and return at once; the call
+        returned waits for them and gives what `step` gives.
+
+        The sampler steps half its batch this way while it computes the policy for the other
+        half (issue 13): `mujoco.rollout` and `mj_step` release the GIL. Steps in flight must
+        name disjoint envs, and their calls are made in the order the steps started.
+        """
+        return self._start(env_ids, actions, background=True)
 
     def close(self) -> None:
         """Stop the physics threads."""
         if self.env.needs_contact_forces:
             self._pool.shutdown(wait=True)
         else:
+            self._submitter.shutdown(wait=True)
             self._rollout.close()
 
-    def _step_threads(self, env_ids: np.ndarray, actions: np.ndarray) -> None:
+    def _start(
+        self, env_ids: np.ndarray, actions: np.ndarray, background: bool
+    ) -> Callable[[], StepResult]:
+        """Start the physics of a step (on this thread unless `background`, and then only the
+        Ant's per-thread share runs here); the call that finishes it."""
+        qpos_before = self.state[env_ids, self._qpos]
+        actions = actions.astype(np.float64)
+        if self.env.needs_contact_forces:
+            wait = self._start_threads(env_ids, actions)
+        else:
+            wait = self._start_rollout(env_ids, actions, background)
+
+        def finish() -> StepResult:
+            wait()
+            return self._outcome(env_ids, actions, qpos_before)
+
+        return finish
+
+    def _outcome(
+        self, env_ids: np.ndarray, actions: np.ndarray, qpos_before: np.ndarray
+    ) -> StepResult:
+        """Observations, rewards and end flags of the stepped envs, from their new states."""
+        state = self.state[env_ids]
+        qpos, qvel = state[:, self._qpos], state[:, self._qvel]
+        cfrc_ext = self.cfrc_ext[env_ids]
+        batch = Transitions(self.task_values[env_ids], qpos_before, qpos, actions, cfrc_ext)
+        terms = self.env.reward_terms(batch)
+        rewards = sum(terms.values())
+        terminated = self.env.batch_terminated(qpos, qvel)
+        observations = self.env.batch_observations(qpos, qvel, cfrc_ext)
+        return observations, rewards, terminated, np.zeros_like(terminated)
+
+    def _start_threads(self, env_ids: np.ndarray, actions: np.ndarray) -> Callable[[], None]:
         chunks = np.array_split(np.arange(len(env_ids)), len(self._datas))
         jobs = [
-            self._pool.submit(self._step_chunk, env_ids[chunk], actions[chunk], data)
-            for chunk, data in zip(chunks, self._datas, strict=True)
+            self._pool.submit(self._step_chunk, env_ids[chunk], actions[chunk])
+            for chunk in chunks
             if len(chunk)
         ]
-        for job in jobs:
-            job.result()
 
-    def _step_chunk(self, env_ids: np.ndarray, actions: np.ndarray, data: mujoco.MjData) -> None:
+        def wait() -> None:
+            for job in jobs:
+                job.result()
+
+        return wait
+
+    def _step_chunk(self, env_ids: np.ndarray, actions: np.ndarray) -> None:
+        """Step the envs one after another through a scratch `MjData` no other job holds (the
+        jobs of two steps in flight may run at once, `num_threads` at most)."""
         model, frame_skip = self.model, self.env.frame_skip
-        for i, action in zip(env_ids, actions, strict=True):
-            mujoco.mj_setState(model, data, self.state[i], INTEGRATION)
-            data.ctrl[:] = action
-            mujoco.mj_step(model, data, nstep=frame_skip)
-            mujoco.mj_rnePostConstraint(model, data)
-            self.cfrc_ext[i] = data.cfrc_ext
-            mujoco.mj_getState(model, data, self.state[i], INTEGRATION)
+        data = self._free_datas.get()
+        try:
+            for i, action in zip(env_ids.tolist(), actions, strict=True):
+                mujoco.mj_setState(model, data, self.state[i], INTEGRATION)
+                data.ctrl[:] = action
+                mujoco.mj_step(model, data, nstep=frame_skip)
+                mujoco.mj_rnePostConstraint(model, data)
+                self.cfrc_ext[i] = data.cfrc_ext
+                mujoco.mj_getState(model, data, self.state[i], INTEGRATION)
+        finally:
+            self._free_datas.put(data)
 
-    def _step_rollout(self, env_ids: np.ndarray, actions: np.ndarray) -> None:
+    def _start_rollout(
+        self, env_ids: np.ndarray, actions: np.ndarray, background: bool
+    ) -> Callable[[], None]:
         frame_skip, count = self.env.frame_skip, len(env_ids)
-        controls = np.repeat(actions.astype(np.float64)[:, None], frame_skip, axis=1)
+        controls = np.repeat(actions[:, None], frame_skip, axis=1)
         states = np.empty((count, frame_skip, self.state.shape[1]))
-        self._rollout.rollout(
-            [self.model] * count,
+        if len(self._models) < count:
+            self._models = [self.model] * count
+        call = functools.partial(
+            self._rollout.rollout,
+            self._models[:count],
             self._datas,
-            np.ascontiguousarray(self.state[env_ids]),
+            self.state[env_ids],
             controls,
             nstep=frame_skip,
             state=states,
             sensordata=np.empty((count, frame_skip, self.model.nsensordata)),
             skip_checks=True,
         )
-        self.state[env_ids] = states[:, -1]
+        job = self._submitter.submit(call) if background else None
+        if job is None:
+            call()
+
+        def wait() -> None:
+            if job is not None:
+                job.result()
+            self.state[env_ids] = states[:, -1]
+
+        return wait
 
     def _observations(self, env_ids: np.ndarray) -> np.ndarray:
         state = self.state[env_ids]

@@ -1,10 +1,17 @@
 """`VectorSampler`: (policy parameters, tasks) → `Episodes`, as fast as the physics allows.
 
 B = tasks × episodes_per_task envs step together. Each step runs ONE policy forward for all B
-envs, with per-task parameter sets stacked and batched by `torch.func.vmap`, then steps the
-physics of all B envs: in C threads for metarl's MuJoCo envs (`MujocoBatchEnv`), as numpy arrays
-in this process for metarl's Navigation2D, Bandit and TabularMDP (`ToyBatchEnv`), in worker
-processes for any other Gymnasium env (`GymBatchEnv`). docs/architecture.md §3.
+envs, with per-task parameter sets stacked, then steps the physics of all B envs: in C threads
+for metarl's MuJoCo envs (`MujocoBatchEnv`), as numpy arrays in this process for metarl's
+Navigation2D, Bandit and TabularMDP (`ToyBatchEnv`), in worker processes for any other Gymnasium
+env (`GymBatchEnv`). docs/architecture.md §3.
+
+The forward is `torch.func.vmap` over the policy's `functional_call`, except for Gaussian MLPs
+(MAML's policies), which run the same kernels without vmap and the log-density without
+distribution objects (`_GaussianMLPActor`): a few µs per env step less, which is most of a
+Navigation2D step (issue 13). Where a core is left beside the MuJoCo threads, the batch is
+stepped in two halves so that one half's policy overlaps the other half's physics. Both give the
+episodes of the plain loop bit for bit (tests/sampling/test_fast_actor.py).
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import numbers
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -26,11 +33,11 @@ from torch.func import functional_call, vmap
 from metarl.envs import ENVS, resolve_env_id
 from metarl.envs.base import Task
 from metarl.envs.mujoco_task import MujocoTaskEnv
-from metarl.policies import Params, call
+from metarl.policies import DiagGaussian, GaussianMLPPolicy, Params, call, parameters
 from metarl.sampling.episodes import Episodes
 from metarl.sampling.gym_batch_env import GymBatchEnv
 from metarl.sampling.mujoco_batch_env import MujocoBatchEnv
-from metarl.sampling.toy_batch_env import ToyBatchEnv
+from metarl.sampling.toy_batch_env import StepResult, ToyBatchEnv
 
 ParamSets = Params | Sequence[Params] | None
 
@@ -137,10 +144,11 @@ class VectorSampler:
                 0,
                 "episodes_per_trial",
             )
-        forward = _batched_forward(policy, params, num_tasks)
+        if params is not None and not isinstance(params, dict) and len(params) != num_tasks:
+            raise ValueError(f"got {len(params)} parameter sets for {num_tasks} tasks")
         with torch.no_grad(), torch_threads(self.torch_threads):
             return self._collect(
-                policy, forward, tasks_or_none, episodes_per_task, episodes_per_trial, deterministic
+                policy, params, tasks_or_none, episodes_per_task, episodes_per_trial, deterministic
             )
 
     @staticmethod
@@ -176,70 +184,163 @@ class VectorSampler:
     def _collect(
         self,
         policy: nn.Module,
-        forward: Callable[..., Any],
+        params: ParamSets,
         tasks: list[Task | None],
         episodes_per_task: int,
         episodes_per_trial: int,
         deterministic: bool,
     ) -> Episodes:
-        batch = len(tasks) * episodes_per_task
+        """Step the batch until every column has run its episodes (or `max_steps` steps).
+
+        The columns are stepped in row groups (`_row_groups`): one group, the whole batch, except
+        where the physics runs in C threads beside a spare core and the policy batches by task,
+        when two halves alternate so that one half's physics overlaps the other half's policy
+        forward and bookkeeping (issue 13). Either way every column sees the same actions and
+        outcomes: the policy's rows are computed alike in a group or in the whole batch
+        (per-task `bmm`s of the same shapes) and the action noise is drawn for the whole batch
+        once per step.
+        """
+        num_tasks = len(tasks)
+        batch = num_tasks * episodes_per_task
         max_steps = self.horizon * episodes_per_trial
-        column_task = np.repeat(np.arange(len(tasks)), episodes_per_task)
+        column_task = np.repeat(np.arange(num_tasks), episodes_per_task)
         column_tasks = [tasks[i] for i in column_task]
         all_ids = np.arange(batch)
         seeds = self._rng.integers(2**31, size=batch).tolist()
         obs = self.batch_env.reset(all_ids, column_tasks, seeds).astype(np.float32)
 
         buffers = _Buffers(max_steps, batch, obs.shape[1:], self.action_space)
+        actor = _make_actor(
+            policy,
+            params,
+            num_tasks,
+            torch.from_numpy(obs),
+            self.action_space,
+            self._generator,
+            deterministic,
+        )
+        groups = _row_groups(self.batch_env, actor, num_tasks, episodes_per_task)
         active = np.ones(batch, dtype=bool)
         episodes_done = np.zeros(batch, dtype=np.int64)
         episode_steps = np.zeros(batch, dtype=np.int64)
-        recurrent_state = (
-            _RecurrentState(policy, batch, self.action_space) if policy.recurrent else None
-        )
         low, high = _action_bounds(self.action_space)
+        group_steps = [0] * len(groups)
+        pending: list[_Pending | None] = [None] * len(groups)
 
-        steps = 0
-        while active.any() and steps < max_steps:
-            ids = np.flatnonzero(active)
-            obs_t = torch.from_numpy(obs)
-            if recurrent_state is None:
-                dist_params = forward(obs_t)
-            else:
-                dist_params = recurrent_state.step(forward, obs_t)
-            if deterministic:
-                actions = policy.action_dist.mode(dist_params)
-            else:
-                actions = policy.action_dist.sample(dist_params, self._generator)
-            log_probs = policy.action_dist.distribution(dist_params).log_prob(actions)
-
-            env_actions = actions.numpy()[ids]
-            if low is not None:
-                env_actions = np.clip(env_actions, low, high)
-            next_obs, rewards, terminated, truncated = self.batch_env.step(ids, env_actions)
+        def finish(g: int, step: _Pending) -> None:
+            """Record the outcome of group `g`'s step and end or restart its finished episodes."""
+            ids = step.ids
+            next_obs, rewards, terminated, truncated = step.outcome()
             episode_steps[ids] += 1
             dones = terminated | truncated | (episode_steps[ids] >= self.horizon)
-            buffers.record(steps, ids, obs_t, actions, log_probs, rewards, dones, terminated)
-            if recurrent_state is not None:
-                recurrent_state.remember(ids, actions, rewards, dones)
-
+            buffers.record_outcome(group_steps[g], ids, step.full, rewards, dones, terminated)
+            actor.remember(ids, step.actions, rewards, dones)
             obs[ids] = next_obs
-            episodes_done[ids] += dones
-            ended = ids[dones]
-            finished = ended[episodes_done[ended] >= episodes_per_trial]
-            active[finished] = False
-            restart = ended[episodes_done[ended] < episodes_per_trial]
-            if len(restart):
-                obs[restart] = self.batch_env.reset(
-                    restart, [None] * len(restart), [None] * len(restart)
-                )
-                episode_steps[restart] = 0
-            steps += 1
-        return buffers.episodes(steps, torch.from_numpy(column_task), list(tasks))
+            if dones.any():
+                episodes_done[ids] += dones
+                ended = ids[dones]
+                active[ended[episodes_done[ended] >= episodes_per_trial]] = False
+                restart = ended[episodes_done[ended] < episodes_per_trial]
+                if len(restart):
+                    obs[restart] = self.batch_env.reset(
+                        restart, [None] * len(restart), [None] * len(restart)
+                    )
+                    episode_steps[restart] = 0
+            group_steps[g] += 1
+
+        while True:
+            stepped = False
+            for g, rows in enumerate(groups):
+                if pending[g] is not None:
+                    finish(g, pending[g])
+                    pending[g] = None
+                t = group_steps[g]
+                in_group = active[rows]
+                if t >= max_steps or not in_group.any():
+                    continue
+                full = bool(in_group.all())
+                ids = all_ids[rows] if full else np.flatnonzero(in_group) + rows.start
+                obs_rows = torch.from_numpy(obs[rows])
+                actions, log_probs = actor.act(obs_rows, rows, t)
+                buffers.record_action(t, rows, ids, full, obs_rows, actions, log_probs)
+                env_actions = actions.numpy() if full else actions.numpy()[ids - rows.start]
+                if low is not None:
+                    env_actions = np.clip(env_actions, low, high)
+                outcome = _submit(self.batch_env, ids, env_actions, overlap=len(groups) > 1)
+                pending[g] = _Pending(ids, full, actions, outcome)
+                stepped = True
+            if not stepped:
+                break
+        return buffers.episodes(max(group_steps), torch.from_numpy(column_task), list(tasks))
+
+
+class _Pending(NamedTuple):
+    """A group's step in flight: its envs, whether they are the whole group, the policy's
+    actions for the group's rows, and the call that waits for the step's outcome."""
+
+    ids: np.ndarray
+    full: bool
+    actions: Tensor
+    outcome: Callable[[], StepResult]
+
+
+def _submit(
+    batch_env: MujocoBatchEnv | ToyBatchEnv | GymBatchEnv,
+    ids: np.ndarray,
+    actions: np.ndarray,
+    overlap: bool,
+) -> Callable[[], StepResult]:
+    """Start stepping the envs `ids`; returns the call that waits for (obs, rewards,
+    terminated, truncated). Only the MuJoCo batch env steps in the background (`overlap`)."""
+    if overlap and isinstance(batch_env, MujocoBatchEnv):
+        return batch_env.step_async(ids, actions)
+    result = batch_env.step(ids, actions)
+    return lambda: result
+
+
+def _row_groups(
+    batch_env: MujocoBatchEnv | ToyBatchEnv | GymBatchEnv,
+    actor: _Actor,
+    num_tasks: int,
+    episodes_per_task: int,
+) -> list[slice]:
+    """The row ranges stepped in turn: two halves (at a task boundary) where the physics runs in
+    C threads that release the GIL, a core is left for this thread (`spare_core`) and the actor
+    computes task groups alone; else the whole batch.
+
+    The halves pay only with a spare core: they keep that core busy with one half's policy while
+    the physics threads step the other half, but they cost a second policy call and physics call
+    per step. Measured on the shared 2-core machine with both cores taken by the physics threads
+    (issue 13), one group was the faster: HalfCheetahVel's 40-env batch 10–18k against
+    9–16k env-steps/s, its 800-env batch 18.7–19.0k against 16.5–17.5k.
+    """
+    batch = num_tasks * episodes_per_task
+    if (
+        isinstance(batch_env, MujocoBatchEnv)
+        and actor.splits_by_task
+        and num_tasks >= 2
+        and spare_core(batch_env.num_threads)
+    ):
+        middle = num_tasks // 2 * episodes_per_task
+        return [slice(0, middle), slice(middle, batch)]
+    return [slice(0, batch)]
+
+
+def spare_core(physics_threads: int) -> bool:
+    """Whether this process may run on more cores than the physics threads take."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return cores > physics_threads
 
 
 class _Buffers:
-    """Preallocated [T, B] tensors that the collection loop fills step by step."""
+    """Preallocated [T, B] tensors that the collection loop fills step by step.
+
+    They are written through numpy views of the same memory: a numpy row assignment costs a
+    fraction of a torch index_put, which matters at ~1 µs per env step (issue 13).
+    """
 
     def __init__(self, steps: int, batch: int, obs_shape: tuple, action_space: gym.Space) -> None:
         discrete = isinstance(action_space, gym.spaces.Discrete)
@@ -253,26 +354,48 @@ class _Buffers:
         self.dones = torch.zeros(steps, batch, dtype=torch.bool)
         self.terminated = torch.zeros(steps, batch, dtype=torch.bool)
         self.mask = torch.zeros(steps, batch)
+        self._arrays = {
+            name: getattr(self, name).numpy()
+            for name in ("observations", "actions", "rewards", "log_probs", "dones")
+        }
+        self._arrays["terminated"] = self.terminated.numpy()
+        self._arrays["mask"] = self.mask.numpy()
 
-    def record(
+    def record_action(
         self,
         t: int,
+        rows: slice,
         ids: np.ndarray,
+        full: bool,
         obs: Tensor,
         actions: Tensor,
         log_probs: Tensor,
+    ) -> None:
+        """Step `t`'s observations, actions and log-probs of the envs `ids` (all of `rows`
+        when `full`), from tensors over `rows`."""
+        arrays = self._arrays
+        local = slice(None) if full else ids - rows.start
+        where = rows if full else ids
+        arrays["observations"][t, where] = obs.numpy()[local]
+        arrays["actions"][t, where] = actions.numpy()[local]
+        arrays["log_probs"][t, where] = log_probs.numpy()[local]
+        arrays["mask"][t, where] = 1.0
+
+    def record_outcome(
+        self,
+        t: int,
+        ids: np.ndarray,
+        full: bool,
         rewards: np.ndarray,
         dones: np.ndarray,
         terminated: np.ndarray,
     ) -> None:
-        index = torch.from_numpy(ids)
-        self.observations[t, index] = obs[index]
-        self.actions[t, index] = actions[index].to(self.actions.dtype)
-        self.log_probs[t, index] = log_probs[index].float()
-        self.rewards[t, index] = torch.from_numpy(np.asarray(rewards, dtype=np.float32))
-        self.dones[t, index] = torch.from_numpy(np.asarray(dones, dtype=bool))
-        self.terminated[t, index] = torch.from_numpy(np.asarray(terminated, dtype=bool))
-        self.mask[t, index] = 1.0
+        """Step `t`'s rewards (cast to float32) and end flags of the envs `ids`."""
+        arrays = self._arrays
+        where = slice(ids[0], ids[-1] + 1) if full else ids
+        arrays["rewards"][t, where] = rewards
+        arrays["dones"][t, where] = dones
+        arrays["terminated"][t, where] = terminated
 
     def episodes(self, steps: int, task_index: Tensor, tasks: list) -> Episodes:
         return Episodes(
@@ -286,6 +409,227 @@ class _Buffers:
             task_index=task_index,
             tasks=tasks,
         )
+
+
+class _Actor:
+    """What the collection loop asks of the policy: actions and their log-probs for a range of
+    rows at a step, and (for recurrent policies) the outcome of each step."""
+
+    splits_by_task: bool = False
+    """Whether `act` computes a range of whole tasks' rows alone, exactly as in the batch."""
+
+    def act(self, obs: Tensor, rows: slice, step: int) -> tuple[Tensor, Tensor]:
+        """Actions and log-probs [n, ...] for the observations `obs` [n, obs] of `rows`."""
+        raise NotImplementedError
+
+    def remember(
+        self, ids: np.ndarray, actions: Tensor, rewards: np.ndarray, dones: np.ndarray
+    ) -> None:
+        """Take note of the step of the envs `ids` (recurrent policies feed it back)."""
+
+
+class _PolicyActor(_Actor):
+    """Any policy: its batched forward over the whole batch, then its action distribution."""
+
+    def __init__(
+        self,
+        policy: nn.Module,
+        params: ParamSets,
+        num_tasks: int,
+        batch: int,
+        action_space: gym.Space,
+        generator: torch.Generator,
+        deterministic: bool,
+    ) -> None:
+        """The forward for `params` (`_batched_forward`), and the recurrent state if any."""
+        self.policy, self.generator, self.deterministic = policy, generator, deterministic
+        self.forward = _batched_forward(policy, params, num_tasks)
+        self.recurrent = _RecurrentState(policy, batch, action_space) if policy.recurrent else None
+
+    def act(self, obs: Tensor, rows: slice, step: int) -> tuple[Tensor, Tensor]:
+        """The whole batch (`rows` spans it): sample or take the mode, and its log-probs."""
+        if self.recurrent is None:
+            dist_params = self.forward(obs)
+        else:
+            dist_params = self.recurrent.step(self.forward, obs)
+        dist = self.policy.action_dist
+        if self.deterministic:
+            actions = dist.mode(dist_params)
+        else:
+            actions = dist.sample(dist_params, self.generator)
+        return actions, dist.distribution(dist_params).log_prob(actions)
+
+    def remember(
+        self, ids: np.ndarray, actions: Tensor, rewards: np.ndarray, dones: np.ndarray
+    ) -> None:
+        """Feed the step back to a recurrent policy."""
+        if self.recurrent is not None:
+            self.recurrent.remember(ids, actions, rewards, dones)
+
+
+class _GaussianMLPActor(_Actor):
+    """`GaussianMLPPolicy` without vmap, functional_call or distribution objects per step.
+
+    The MLP runs as the very kernels that `vmap(functional_call(...))` dispatches for it (per
+    task: `bmm` with the transposed weight, bias added, then the activation; shared parameters:
+    `F.linear`), and the log-density is `Normal.log_prob`'s expression with its
+    observation-independent parts (σ, log σ, 2σ², from the policy's log-std of the whole batch)
+    computed once per batch: bit for bit the episodes of `_PolicyActor`, at a fraction of the
+    Python per step (issue 13; tests/sampling/test_fast_actor.py holds them equal).
+    """
+
+    def __init__(
+        self,
+        policy: nn.Module,
+        params: ParamSets,
+        num_tasks: int,
+        first_obs: Tensor,
+        generator: torch.Generator,
+        deterministic: bool,
+    ) -> None:
+        """Take the layers' weights (stacked per task for a list of parameter sets) and the
+        distribution's constant parts from one forward of the batch's first observations."""
+        self.generator, self.deterministic = generator, deterministic
+        self.per_task = isinstance(params, Sequence)
+        self.splits_by_task = self.per_task
+        self.num_tasks = num_tasks
+        self.rows_per_task = first_obs.shape[0] // num_tasks
+        own = parameters(policy)
+        if self.per_task:
+            values = {name: torch.stack([p[name] for p in params]).detach() for name in own}
+        else:
+            values = {name: t.detach() for name, t in {**own, **(params or {})}.items()}
+        self.layers: list[tuple[Tensor, Tensor] | Callable[[Tensor], Tensor]] = []
+        for index, layer in enumerate(policy.mean):
+            if isinstance(layer, nn.Linear):
+                weight, bias = values[f"mean.{index}.weight"], values[f"mean.{index}.bias"]
+                if self.per_task:  # as vmap batches F.linear: bmm(x, Wᵀ), then + b
+                    self.layers.append((weight.transpose(1, 2), bias[:, None]))
+                else:
+                    self.layers.append((weight, bias))
+            else:  # elementwise: in place on the layer's fresh output, the same kernel
+                self.layers.append(torch.tanh_ if isinstance(layer, nn.Tanh) else torch.relu_)
+        # The log-std [B, A] as `forward` returns it: per task, vmap's copy of each task's row
+        # over its columns; shared, the parameter expanded. Then Normal(mean, exp(log_std))'s
+        # parts that do not depend on the observation, as `log_prob` computes them.
+        batch, log_std = first_obs.shape[0], values["log_std"]
+        if self.per_task:
+            per_task = log_std[:, None].expand(num_tasks, self.rows_per_task, -1)
+            log_std = per_task.reshape(batch, -1)
+        else:
+            log_std = log_std.expand(batch, -1)
+        scale = log_std.exp()
+        # numpy views: on arrays of a few hundred numbers a numpy operation costs a fraction
+        # of a torch one, and elementwise float32 arithmetic rounds alike in both.
+        self.scale, self.two_var = scale.numpy(), (2 * scale**2).numpy()
+        self.log_scale = scale.log().numpy()
+        self._noise_step, self._noise, self._dtype = -1, self.scale, scale.dtype
+        self._row_parts: dict[tuple[int, int], _RowParts] = {}
+
+    @staticmethod
+    def supports(policy: nn.Module, params: ParamSets) -> bool:
+        """Whether `policy` is exactly a `GaussianMLPPolicy` of linear layers and elementwise
+        activations, and every parameter set names all of its parameters."""
+        if type(policy) is not GaussianMLPPolicy or type(policy.action_dist) is not DiagGaussian:
+            return False
+        if not all(isinstance(layer, nn.Linear | nn.Tanh | nn.ReLU) for layer in policy.mean):
+            return False
+        names = set(parameters(policy))
+        if isinstance(params, Sequence):
+            return all(set(p) == names for p in params)
+        return True
+
+    def act(self, obs: Tensor, rows: slice, step: int) -> tuple[Tensor, Tensor]:
+        """The mean on `rows` (whole tasks), a sample of the step's noise, the log-densities.
+
+        `DiagGaussian.sample`'s `mean + σ·noise` and `Normal.log_prob`'s
+        `-((a − mean)²) / (2σ²) − log σ − log √(2π)` in numpy, operation for operation in the
+        same order; only the sum over the action's entries stays torch's (its order of
+        additions is its own).
+        """
+        parts = self._parts(rows)
+        mean = self._mean(obs, parts.layers)
+        mean_np = mean.numpy()
+        if self.deterministic:
+            actions, actions_np = mean, mean_np
+        else:
+            actions_np = mean_np + parts.scale * self._step_noise(step)[rows]
+            actions = torch.from_numpy(actions_np)
+        log_density = -np.square(actions_np - mean_np) / parts.two_var - parts.log_scale
+        return actions, torch.from_numpy(log_density - _LOG_SQRT_2PI).sum(-1)
+
+    def _parts(self, rows: slice) -> _RowParts:
+        """The layers and constants of `rows`, sliced once per batch (a torch slice costs
+        microseconds, several per step)."""
+        key = (rows.start, rows.stop)
+        if key not in self._row_parts:
+            layers = self.layers
+            if self.per_task:
+                first, last = rows.start // self.rows_per_task, rows.stop // self.rows_per_task
+                layers = [
+                    (layer[0][first:last], layer[1][first:last])
+                    if isinstance(layer, tuple)
+                    else layer
+                    for layer in layers
+                ]
+            self._row_parts[key] = _RowParts(
+                layers, self.scale[rows], self.two_var[rows], self.log_scale[rows]
+            )
+        return self._row_parts[key]
+
+    def _mean(self, obs: Tensor, layers: list) -> Tensor:
+        """The MLP's output [n, A] for the observations [n, obs] of whole tasks."""
+        if self.per_task:
+            x = obs.reshape(-1, self.rows_per_task, obs.shape[1])
+            for layer in layers:
+                if isinstance(layer, tuple):
+                    x = torch.bmm(x, layer[0]).add_(layer[1])
+                else:
+                    x = layer(x)
+            return x.reshape(obs.shape[0], -1)
+        x = obs
+        for layer in layers:
+            x = torch.nn.functional.linear(x, *layer) if isinstance(layer, tuple) else layer(x)
+        return x
+
+    def _step_noise(self, step: int) -> np.ndarray:
+        """The standard normal noise [B, A] of `step`, drawn for the whole batch the first time
+        any group asks for it, as `DiagGaussian.sample` draws it."""
+        if step != self._noise_step:
+            shape, dtype = self.scale.shape, self._dtype
+            self._noise = torch.randn(shape, generator=self.generator, dtype=dtype).numpy()
+            self._noise_step = step
+        return self._noise
+
+
+class _RowParts(NamedTuple):
+    """What `_GaussianMLPActor.act` takes for one range of rows: the layers (per-task weights
+    sliced to its tasks) and the distribution's constants (numpy)."""
+
+    layers: list
+    scale: np.ndarray
+    two_var: np.ndarray
+    log_scale: np.ndarray
+
+
+_LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
+"""The constant `Normal.log_prob` subtracts, computed as it computes it."""
+
+
+def _make_actor(
+    policy: nn.Module,
+    params: ParamSets,
+    num_tasks: int,
+    first_obs: Tensor,
+    action_space: gym.Space,
+    generator: torch.Generator,
+    deterministic: bool,
+) -> _Actor:
+    """The fast actor for Gaussian MLPs, the policy's own forward and distribution otherwise."""
+    if _GaussianMLPActor.supports(policy, params):
+        return _GaussianMLPActor(policy, params, num_tasks, first_obs, generator, deterministic)
+    batch = first_obs.shape[0]
+    return _PolicyActor(policy, params, num_tasks, batch, action_space, generator, deterministic)
 
 
 class _RecurrentState:

@@ -56,10 +56,10 @@ class _Dynamics:
         raise NotImplementedError
 
     def step(
-        self, ids: np.ndarray, actions: np.ndarray, generators: np.ndarray
+        self, ids: np.ndarray, actions: np.ndarray, generators: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Step the envs `ids`, drawing from their `np_random`s `generators` [n] (objects):
-        (observations [n, obs], rewards [n], terminated [n])."""
+        """Step the envs `ids`, drawing from their `np_random`s `generators` [n] (objects; None
+        where `uses_rng` is False): (observations [n, obs], rewards [n], terminated [n])."""
         raise NotImplementedError
 
     @staticmethod
@@ -86,12 +86,16 @@ class _Navigation(_Dynamics):
         return self.position[ids].astype(np.float32)
 
     def step(
-        self, ids: np.ndarray, actions: np.ndarray, generators: np.ndarray
+        self, ids: np.ndarray, actions: np.ndarray, generators: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Move by the clipped actions; reward minus the distance to the goal."""
-        position = self.position[ids] + np.clip(actions, -self.max_action, self.max_action)
-        self.position[ids] = position
-        offset = position - self.goal[ids]
+        rows = _rows(ids)
+        # clip(a, ±m) as min(max(a, −m), m): the same numbers for a bound m > 0 (NaN passes
+        # through both), without `np.clip`'s Python layers.
+        step = np.minimum(np.maximum(actions, -self.max_action), self.max_action)
+        position = self.position[rows] + step
+        self.position[rows] = position
+        offset = position - self.goal[rows]
         rewards = -np.hypot(offset[:, 0], offset[:, 1])
         return position.astype(np.float32), rewards, np.zeros(len(ids), dtype=bool)
 
@@ -182,6 +186,17 @@ class _TabularMDP(_Dynamics):
         return 8 * (states * actions * (states + 1) + 1)
 
 
+def _rows(ids: np.ndarray) -> slice | np.ndarray:
+    """`ids` as a slice where they are a run of consecutive envs (the sampler's usual batch):
+    a slice indexes a view, where an index array gathers a copy, several per step."""
+    count = len(ids)
+    if count == 0 or ids[-1] - ids[0] != count - 1:
+        return ids
+    if count > 2 and not (ids[1:] > ids[:-1]).all():  # strictly increasing: no repeats
+        return ids
+    return slice(int(ids[0]), int(ids[-1]) + 1)
+
+
 def _arms(actions: np.ndarray, count: int) -> np.ndarray:
     """Discrete actions as indices, checked as the envs check each: integers in [0, count)."""
     actions = np.asarray(actions)
@@ -214,6 +229,7 @@ class ToyBatchEnv:
         self.max_episode_steps = _max_episode_steps(env)
         self._dynamics = _DYNAMICS[type(self.env)](self.env, num_envs)
         self._generators = np.full(num_envs, None, dtype=object)  # each env's `np_random`
+        self._seeds: list[int | None] = [None] * num_envs  # of a generator not made yet
         self._has_task = np.zeros(num_envs, dtype=bool)
         self._was_reset = np.zeros(num_envs, dtype=bool)
         self._elapsed = np.zeros(num_envs, dtype=np.int64)
@@ -247,8 +263,13 @@ class ToyBatchEnv:
                 self._dynamics.set_task(i, validated[id(task)])
                 self._has_task[i] = True
         for i, seed in zip(env_ids.tolist(), seeds, strict=True):
-            if seed is not None:  # what `gymnasium.Env.reset(seed=seed)` does
-                self._generators[i] = seeding.np_random(int(seed))[0]
+            if seed is not None:  # what `gymnasium.Env.reset(seed=seed)` does, when needed:
+                # a seeded generator is ~25 µs to make, and Navigation2D's steps never draw,
+                # so it is made from the seed only at its first draw (`_generator`).
+                self._generators[i] = None
+                self._seeds[i] = int(seed)
+                if self._dynamics.uses_rng:
+                    self._generator(i)
             elif self._dynamics.uses_rng:
                 self._generator(i)  # made now, unseeded, for the step's draws
             if not self._has_task[i]:  # `TaskEnv._current_task`: a draw from a child generator
@@ -263,15 +284,16 @@ class ToyBatchEnv:
     def step(self, env_ids: np.ndarray, actions: np.ndarray) -> StepResult:
         """Step the named envs; returns (obs [n, obs], rewards, terminated, truncated) [n]."""
         env_ids = np.asarray(env_ids, dtype=np.intp)
-        if not self._was_reset[env_ids].all():
+        rows = _rows(env_ids)
+        if not self._was_reset[rows].all():
             raise gym.error.ResetNeeded("reset an env before stepping it")
-        generators = self._generators[env_ids]
+        generators = self._generators[env_ids] if self._dynamics.uses_rng else None
         obs, rewards, terminated = self._dynamics.step(env_ids, actions, generators)
-        self._elapsed[env_ids] += 1
+        self._elapsed[rows] += 1
         if self.max_episode_steps is None:
             truncated = np.zeros(len(env_ids), dtype=bool)
         else:
-            truncated = self._elapsed[env_ids] >= self.max_episode_steps
+            truncated = self._elapsed[rows] >= self.max_episode_steps
         return obs, rewards, terminated, truncated
 
     def close(self) -> None:
@@ -279,9 +301,12 @@ class ToyBatchEnv:
         self.template.close()
 
     def _generator(self, i: int) -> np.random.Generator:
-        """Env `i`'s `np_random`, created unseeded on first use as `gymnasium.Env` does."""
+        """Env `i`'s `np_random`: made from the seed of its last seeded reset if none was made
+        since (nothing has drawn from it, so it is the generator that reset would have made),
+        else unseeded on first use, as `gymnasium.Env` makes it."""
         if self._generators[i] is None:
-            self._generators[i] = seeding.np_random(None)[0]
+            self._generators[i] = seeding.np_random(self._seeds[i])[0]
+            self._seeds[i] = None
         return self._generators[i]
 
 
