@@ -1,5 +1,8 @@
 """Second-order machinery of TRPO and of MAML's outer loop: flat parameter vectors, conjugate
-gradient, Hessian- and Fisher-vector products, a backtracking line search and `trpo_step`.
+gradient, Hessian- and Fisher-vector products (`hessian_operator` by double backprop, and
+`gauss_newton_operator`, the KL's Hessian at its anchor as JᵀMJ), a backtracking line search,
+`trust_region_step` (the step from a loss, its gradient and a Fisher operator) and `trpo_step`
+(the same from closures).
 
 Parameters are plain `dict[str, Tensor]`, the ones passed to `torch.func.functional_call`
 (docs/architecture.md §3). Objectives are closures `params -> scalar` that may run MAML
