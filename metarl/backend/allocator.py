@@ -5,9 +5,10 @@ glibc's malloc serves every block above its mmap threshold (at most 32 MiB) with
 and returns it to the OS on free, so each such tensor costs one page fault per 4 KiB page when it
 is first written. A meta-batch's activations are of that size (MAML's HalfCheetah batch: 160k
 steps × 64 units × 4 B = 41 MiB per layer), and the meta-update allocates hundreds of them per
-iteration: measured on the 2-core machine, one exact second-order Fisher-vector product of that
-batch took 0.94 s with the default allocator and 0.41 s with freed memory kept (a 64×64 MLP's
-inner gradient on 160k steps: 0.41 s → 0.19 s). `keep_freed_memory` turns mmap off for malloc
+iteration: measured on the 2-core machine (benchmarks/fisher_product.py, without the inner
+loop's task chunks), one exact Fisher-vector product of that batch took 1.95–3.42 s with the
+default allocator and 0.85–0.96 s with freed memory kept (benchmarks/README.md, "Where an
+iteration's time goes"). `keep_freed_memory` turns mmap off for malloc
 and raises the trim threshold, so freed blocks stay in the heap for the next tensor; the peak
 resident memory is unchanged, but it is not handed back to the OS until the process ends.
 

@@ -137,6 +137,7 @@ def gauss_newton_operator(
             allow_unused=True,
         )
         linear = [(i, t) for i, t in enumerate(transposed) if t is not None and t.requires_grad]
+    used = [i for i, o in enumerate(outputs) if o.requires_grad]  # the outputs with a graph
 
     def jacobian_product(vector: Tensor) -> tuple[Tensor, ...]:
         pieces = unflat(vector.detach(), inputs)
@@ -155,7 +156,6 @@ def gauss_newton_operator(
         if not linear:  # the outputs do not depend on the inputs: J = 0
             return damping * vector
         weighted = metric(jacobian_product(vector))
-        used = [i for i, o in enumerate(outputs) if o.requires_grad]
         product = torch.autograd.grad(
             [outputs[i] for i in used],
             inputs_list,
