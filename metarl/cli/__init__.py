@@ -11,10 +11,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds to import) load here, so that a Ctrl-C during start-up is one line too."""
     try:
         from metarl.cli.main import main as run
+
+        return run(argv)  # inside: a command may import a C extension lazily
     except KeyboardInterrupt:
         print("metarl: interrupted", file=sys.stderr)
         return 130
-    return run(argv)
+    except ImportError as error:
+        # A Ctrl-C while a C extension (mujoco, torch) initializes surfaces as an ImportError
+        # ("initialization failed") whose cause is the KeyboardInterrupt.
+        if not _caused_by_interrupt(error):
+            raise
+        print("metarl: interrupted", file=sys.stderr)
+        return 130
+
+
+def _caused_by_interrupt(error: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is somewhere in `error`'s chain of causes."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 __all__ = ["main"]

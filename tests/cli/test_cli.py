@@ -144,3 +144,49 @@ def test_train_agent_help_lists_every_config_key_with_default_and_docstring(caps
     out = capsys.readouterr().out
     assert "first_order (bool, default true)" in out  # the registry's override, not the field's
     assert "FO-MAML: treat the inner gradient as a constant" in out  # the field's docstring
+
+
+def test_ctrl_c_while_a_c_extension_initializes_prints_one_line(tmp_path):
+    """A Ctrl-C inside a C extension's init (mujoco's, at the CI run's 2 s) reaches Python as an
+    ImportError("initialization failed") caused by the KeyboardInterrupt: still one line, 130. The
+    interrupt is simulated deterministically by an import hook that fails `mujoco` that way."""
+    script = (
+        "import sys\n"
+        "class Hook:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'mujoco':\n"
+        "            try:\n"
+        "                raise KeyboardInterrupt\n"
+        "            except KeyboardInterrupt as interrupt:\n"
+        "                raise ImportError('initialization failed') from interrupt\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Hook())\n"
+        "from metarl.cli import main\n"
+        "argv = ['train', 'maml-trpo', '--env', 'navigation2d', '--out', sys.argv[1]]\n"
+        "raise SystemExit(main(argv))\n"
+    )
+    process = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert process.returncode == 130 and process.stderr == "metarl: interrupted\n", process.stderr
+
+
+def test_an_import_error_that_is_not_an_interrupt_still_shows_its_traceback(tmp_path):
+    script = (
+        "import sys\n"
+        "class Hook:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'mujoco':\n"
+        "            raise ImportError('libGL missing')\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Hook())\n"
+        "from metarl.cli import main\n"
+        "raise SystemExit(main(['list']))\n"
+    )
+    process = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert process.returncode == 1 and "libGL missing" in process.stderr, process.stderr
