@@ -120,7 +120,7 @@ class MAML(InnerLoopAgent):
         loss = sum(check_finite(value, name) for name, value in terms.items())
         if cfg.fisher_tasks and cfg.fisher_tasks < len(batch.tasks):
             subset = torch.randperm(len(batch.tasks), generator=self._task_generator)
-            subset = subset[: cfg.fisher_tasks]
+            subset = subset[: cfg.fisher_tasks].to(loop.device)
             sub_inner, sub_post = [s.select(subset) for s in inner], post.select(subset)
             sub_old = map_dist_params(lambda x: x[subset], old_dist_params)
             sub_dist_params = loop.dist_params(loop.adapt(at, sub_inner), sub_post.observations)
@@ -142,7 +142,14 @@ class MAML(InnerLoopAgent):
         kwargs = cfg.trpo_kwargs()
         del kwargs["cg_damping"]  # in `fisher`
         new_params, info = trust_region_step(
-            loss.item(), flat(grads), at, fisher, loss_value_fn, kl_value_fn, **kwargs
+            loss.item(),
+            flat(grads),
+            at,
+            fisher,
+            loss_value_fn,
+            kl_value_fn,
+            **kwargs,
+            progress=self.progress,
         )
         loop.load_meta_parameters(new_params)
         return {**batch.metrics(), **{name: float(value) for name, value in info.items()}}
@@ -226,7 +233,7 @@ class MAML(InnerLoopAgent):
         dist_params = call(self.policy, policy_parameters(meta_params), pre.observations)
         log_probs = self.policy.action_dist.distribution(dist_params).log_prob(pre.actions)
         ratio = torch.exp(log_probs - pre.log_probs.detach())
-        return -masked_mean(ratio * credit.to(ratio.dtype)[:, None, None], pre.mask)
+        return -masked_mean(ratio * credit.to(ratio.device, ratio.dtype)[:, None, None], pre.mask)
 
     # ----- checkpoints ------------------------------------------------------------------------
 

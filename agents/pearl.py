@@ -64,6 +64,8 @@ from metarl.agents.pearl_networks import (
     polyak_update,
     soft_q_target,
 )
+from metarl.backend.device import adam
+from metarl.backend.progress import SILENT, Progress
 from metarl.envs.base import Task
 from metarl.sampling.episodes import Episodes
 from metarl.sampling.sampler import VectorSampler
@@ -183,12 +185,19 @@ class PEARLConfig(AgentConfig):
 
 class TaskBuffers:
     """One FIFO buffer of transitions per task, stored as [tasks, capacity, width] tensors that
-    grow (doubling) up to `max_size` as data arrives. A row is (s, a, r, s', terminated)."""
+    grow (doubling) up to `max_size` as data arrives. A row is (s, a, r, s', terminated).
 
-    def __init__(self, num_tasks: int, width: int, max_size: int) -> None:
-        """`num_tasks` empty buffers of rows `width` wide, each keeping at most `max_size`."""
+    The rows live on `device` (the update's); sizes, write positions and the sampled indices
+    are the CPU's, so a draw costs no device sync and is the same on every device."""
+
+    def __init__(
+        self, num_tasks: int, width: int, max_size: int, device: torch.device | None = None
+    ) -> None:
+        """`num_tasks` empty buffers of rows `width` wide on `device` (default: the CPU), each
+        keeping at most `max_size`."""
         self.max_size, self.width = max_size, width
-        self.data = torch.zeros(num_tasks, 0, width)
+        self.device = torch.device("cpu") if device is None else device
+        self.data = torch.zeros(num_tasks, 0, width, device=self.device)
         self.size = torch.zeros(num_tasks, dtype=torch.long)
         self.next = torch.zeros(num_tasks, dtype=torch.long)  # write position when full
 
@@ -204,11 +213,11 @@ class TaskBuffers:
         needed = min(size + n, self.max_size)
         if needed > self.data.shape[1]:
             capacity = min(max(needed, 2 * self.data.shape[1]), self.max_size)
-            grown = torch.zeros(self.data.shape[0], capacity, self.width)
+            grown = torch.zeros(self.data.shape[0], capacity, self.width, device=self.device)
             grown[:, : self.data.shape[1]] = self.data
             self.data = grown
         positions = (int(self.next[task]) + torch.arange(n)) % self.max_size
-        self.data[task, positions] = rows
+        self.data[task, positions.to(self.device)] = rows.to(self.device)
         self.next[task] = (int(self.next[task]) + n) % self.max_size
         self.size[task] = needed
 
@@ -218,16 +227,19 @@ class TaskBuffers:
         if (sizes == 0).any():
             raise RuntimeError("sampling from an empty task buffer")
         index = (torch.rand(len(tasks), n, generator=generator) * sizes[:, None]).long()
-        return self.data[tasks[:, None], index]
+        return self.data[tasks[:, None].to(self.device), index.to(self.device)]
 
     def state_dict(self) -> dict[str, Tensor]:
-        """The filled part of the storage, each task's size and write position."""
+        """The filled part of the storage (on the CPU, so that any machine reads it), each
+        task's size and write position."""
         used = int(self.size.max()) if len(self.size) else 0
-        return {"data": self.data[:, :used].clone(), "size": self.size, "next": self.next}
+        data = self.data[:, :used]
+        data = data.clone() if data.device.type == "cpu" else data.cpu()
+        return {"data": data, "size": self.size, "next": self.next}
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        """Restore what `state_dict` returned (as copies)."""
-        self.data = state["data"].clone()
+        """Restore what `state_dict` returned (as copies, on this buffer's device)."""
+        self.data = state["data"].to(self.device, copy=True)
         self.size, self.next = state["size"].clone(), state["next"].clone()
 
 
@@ -272,7 +284,8 @@ class PEARL:
         self.obs_dim, self.action_dim = obs_dim, space.shape[0]
         self.action_scale = torch.as_tensor(space.high, dtype=torch.float32)
         self.context_dim = obs_dim * (2 if cfg.use_next_obs_in_context else 1) + self.action_dim + 1
-        with InitRNG(cfg.seed):
+        self.device = device = cfg.torch_device
+        with InitRNG(cfg.seed):  # initialized on the CPU: the same weights on every device
             self.encoder = ContextEncoder(
                 self.context_dim, cfg.latent_size, cfg.encoder_hidden_sizes
             )
@@ -280,20 +293,26 @@ class PEARL:
                 obs_dim, cfg.latent_size, self.action_scale, cfg.hidden_sizes
             )
             self.critic = TwinQ(obs_dim, self.action_dim, cfg.latent_size, cfg.hidden_sizes)
+        for network in (self.encoder, self.policy, self.critic):
+            network.to(device)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        self.log_alpha = torch.tensor(math.log(max(cfg.alpha, 1e-8)), requires_grad=True)
+        self.log_alpha = torch.tensor(
+            math.log(max(cfg.alpha, 1e-8)), device=device, requires_grad=True
+        )
         self.target_entropy = -float(self.action_dim)
         lr = cfg.learning_rate
         self.optimizers = {
-            "policy": torch.optim.Adam(self.policy.parameters(), lr=lr),
-            "critic": torch.optim.Adam(self.critic.parameters(), lr=lr),
-            "encoder": torch.optim.Adam(self.encoder.parameters(), lr=lr),
-            "alpha": torch.optim.Adam([self.log_alpha], lr=lr),
+            "policy": adam(self.policy.parameters(), lr, device),
+            "critic": adam(self.critic.parameters(), lr, device),
+            "encoder": adam(self.encoder.parameters(), lr, device),
+            "alpha": adam([self.log_alpha], lr, device),
         }
         # A row: s, a (unit box), r (raw), s', terminated.
         width = 2 * obs_dim + self.action_dim + 2
-        self.replay = TaskBuffers(cfg.num_train_tasks, width, cfg.replay_buffer_size)
-        self.encoder_buffer = TaskBuffers(cfg.num_train_tasks, width, cfg.replay_buffer_size)
+        self.replay = TaskBuffers(cfg.num_train_tasks, width, cfg.replay_buffer_size, device)
+        self.encoder_buffer = TaskBuffers(
+            cfg.num_train_tasks, width, cfg.replay_buffer_size, device
+        )
         self.generator = torch.Generator().manual_seed(cfg.seed)  # z, batches, task choice
         # Evaluation's own streams (z, and the sampler's resets and action noise), so that
         # `test_return` leaves every training RNG where it was.
@@ -301,6 +320,7 @@ class PEARL:
         self.eval_generator = torch.Generator().manual_seed(eval_seed)
         self.eval_sampler_state = VectorSampler.seeded_state(eval_seed)
         self.iteration = 0
+        self.progress: Progress = SILENT  # the trainer's nested bar, when it trains this agent
 
     # ----- data -----------------------------------------------------------------------------
 
@@ -336,9 +356,10 @@ class PEARL:
     def sample_z(
         self, mean: Tensor, variance: Tensor, generator: torch.Generator | None = None
     ) -> Tensor:
-        """z ~ N(mean, variance), [..., L], drawn with `generator` (default: the training one)."""
+        """z ~ N(mean, variance), [..., L], drawn with `generator` (default: the training one)
+        on the CPU and moved to mean's device."""
         noise = torch.randn(mean.shape, generator=generator or self.generator)
-        return mean + variance.sqrt() * noise
+        return mean + variance.sqrt() * noise.to(mean.device)
 
     def posterior_from_buffer(self, tasks: Tensor) -> tuple[Tensor, Tensor]:
         """q(z|c) of each task [len(tasks), L], c = `context_batch_size` rows of its encoder
@@ -350,8 +371,10 @@ class PEARL:
     def rollout(
         self, tasks: Sequence[Task], zs: Tensor, deterministic: bool = False
     ) -> list[Episodes]:
-        """One episode per (task, z) pair, z [len(tasks), L], in chunks of the sampler's envs."""
+        """One episode per (task, z) pair, z [len(tasks), L], in chunks of the sampler's envs
+        (each chunk copies the policy to the CPU once where it lives on a GPU)."""
         size = self.config.max_envs
+        zs = zs.cpu()
         return [
             self.sampler.sample(
                 self.policy,
@@ -408,17 +431,21 @@ class PEARL:
 
     # ----- training ---------------------------------------------------------------------------
 
-    def gradient_step(self, tasks: Tensor) -> dict[str, float]:
-        """One SAC + encoder update on the meta-batch `tasks` [M] (all tasks in one forward)."""
+    def gradient_step(self, tasks: Tensor) -> dict[str, Tensor]:
+        """One SAC + encoder update on the meta-batch `tasks` [M] (all tasks in one forward);
+        its metrics as 0-dim tensors on the device (`update`)."""
         cfg = self.config
         context = self.context_of(
             self.encoder_buffer.sample(tasks, cfg.context_batch_size, self.generator)
         )
         return self.update(context, self.replay.sample(tasks, cfg.batch_size, self.generator))
 
-    def update(self, context: Tensor, batch: Tensor) -> dict[str, float]:
+    def update(self, context: Tensor, batch: Tensor) -> dict[str, Tensor]:
         """The updates of one gradient step from context [M, N, context_dim] and replay rows
-        [M, B, width] of M tasks: critics and encoder, then actor (then α), then the targets."""
+        [M, B, width] of M tasks: critics and encoder, then actor (then α), then the targets.
+        The metrics are detached 0-dim float64 tensors on the device, not Python floats: a
+        float would wait for the device after every step (`train_step` sums them and reads the
+        sums once per iteration; float64, so the sums are a Python float sum's)."""
         cfg = self.config
         critic = self.critic_objective(context, batch)
         self.optimizers["critic"].zero_grad()
@@ -437,14 +464,15 @@ class PEARL:
             alpha_loss(self.log_alpha, actor["log_prob"], self.target_entropy).backward()
             self.optimizers["alpha"].step()
         polyak_update(self.target_critic, self.critic, cfg.tau)
-        return {
-            "critic_loss": critic["q_loss"].item(),
-            "actor_loss": actor["pi_loss"].item(),
-            "kl": critic["kl"].item() / len(batch),
-            "q_mean": critic["q1"].mean().item(),
-            "entropy": -actor["log_prob"].mean().item(),
-            "z_variance": critic["variance"].mean().item(),
+        metrics = {
+            "critic_loss": critic["q_loss"],
+            "actor_loss": actor["pi_loss"],
+            "kl": critic["kl"].double() / len(batch),
+            "q_mean": critic["q1"].mean(),
+            "entropy": -actor["log_prob"].mean(),
+            "z_variance": critic["variance"].mean(),
         }
+        return {key: value.detach().double() for key, value in metrics.items()}
 
     def critic_objective(self, context: Tensor, batch: Tensor) -> dict[str, Tensor]:
         """The critics' side of a gradient step, its graph reaching the critics and (through
@@ -458,7 +486,7 @@ class PEARL:
         terminated = batch[..., -1]
 
         mean, variance = self.encoder(context)  # [M, L]
-        z_task = mean + variance.sqrt() * torch.randn(mean.shape, generator=self.generator)
+        z_task = self.sample_z(mean, variance)
         z = z_task[:, None].expand(-1, batch.shape[1], -1)  # [M, B, L]
         kl = kl_to_standard_normal(mean, variance).sum()
         with torch.no_grad():
@@ -524,15 +552,17 @@ class PEARL:
             prior_returns += prior
             posterior_returns += posterior
 
-        totals: dict[str, float] = {}
+        totals: dict[str, Tensor] = {}
+        self.progress.phase("gradient steps", cfg.num_gradient_steps)
         for _ in range(cfg.num_gradient_steps):
             tasks = torch.randint(
                 cfg.num_train_tasks, (cfg.meta_batch_size,), generator=self.generator
             )
             for key, value in self.gradient_step(tasks).items():
-                totals[key] = totals.get(key, 0.0) + value
+                totals[key] = totals[key] + value if key in totals else value
+            self.progress.advance()
         losses = {
-            key: totals.get(key, math.nan) / max(cfg.num_gradient_steps, 1)
+            key: totals[key].item() / cfg.num_gradient_steps if key in totals else math.nan
             for key in ("critic_loss", "actor_loss", "kl", "q_mean", "entropy", "z_variance")
         }
         self.iteration += 1
@@ -567,8 +597,8 @@ class PEARL:
             for i in range(episodes):
                 with torch.no_grad():
                     if i == 0:
-                        mean = torch.zeros(n, cfg.latent_size)
-                        variance = torch.ones(n, cfg.latent_size)
+                        mean = torch.zeros(n, cfg.latent_size, device=self.device)
+                        variance = torch.ones(n, cfg.latent_size, device=self.device)
                     else:
                         mean, variance = self.posterior_of(context)
                 zs = self.sample_z(mean, variance, self.eval_generator)
@@ -591,6 +621,7 @@ class PEARL:
         mask = torch.zeros(len(joined), length)
         for j, rows in enumerate(joined):
             padded[j, : len(rows)], mask[j, : len(rows)] = rows, 1.0
+        padded, mask = padded.to(self.device), mask.to(self.device)
         return self.encoder(self.context_of(padded), mask)
 
     # ----- checkpoints ------------------------------------------------------------------------

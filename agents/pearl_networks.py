@@ -57,7 +57,9 @@ class ContextEncoder(nn.Module):
         Empty context (N = 0 or all masked) gives the prior N(0, I)."""
         if context.shape[-2] == 0:
             shape = (*context.shape[:-2], self.latent_size)
-            return torch.zeros(shape), torch.ones(shape)
+            return torch.zeros(shape, device=context.device), torch.ones(
+                shape, device=context.device
+            )
         mean, raw = self.net(context).chunk(2, dim=-1)
         mean, variance = product_of_gaussians(mean, F.softplus(raw), mask)
         if mask is not None:  # tasks without any context fall back to the prior
@@ -157,7 +159,7 @@ class LatentPolicy(nn.Module):
         """Reparameterized unit-box action [..., A], its log-prob [...] (with the tanh
         correction), and the pre-squash mean and log-std [..., A] (for their regularizers)."""
         mean, log_std = self(obs, z)
-        noise = torch.randn(mean.shape, generator=generator)
+        noise = torch.randn(mean.shape, generator=generator).to(mean.device)  # the CPU's draw
         pre_tanh = mean + log_std.exp() * noise
         log_prob = Normal(mean, log_std.exp()).log_prob(pre_tanh) - tanh_log_det(pre_tanh)
         return torch.tanh(pre_tanh), log_prob.sum(-1), mean, log_std

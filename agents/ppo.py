@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from metarl.agents.parts.checks import check_float, check_int
 from metarl.agents.parts.single_task import SingleTaskConfig, SingleTaskTrainer
 from metarl.backend.advantages import gae, normalize
+from metarl.backend.device import adam
 from metarl.backend.losses import clipped_surrogate_loss, mean_kl
 from metarl.policies import mlp
 from metarl.sampling.episodes import Episodes
@@ -105,8 +106,11 @@ class PPO(SingleTaskTrainer):
         obs_dim = self.sampler.observation_space.shape[0]
         with self.init_rng:
             self.value = ValueFunction(obs_dim, self.config.hidden_sizes, self.sampler.horizon)
-        self.optimizer = torch.optim.Adam(
-            [*self.policy.parameters(), *self.value.parameters()], lr=self.config.learning_rate
+        self.value.to(self.device)
+        self.optimizer = adam(
+            [*self.policy.parameters(), *self.value.parameters()],
+            self.config.learning_rate,
+            self.device,
         )
         self.generator = torch.Generator().manual_seed(self.config.seed)
 
@@ -119,7 +123,8 @@ class PPO(SingleTaskTrainer):
         cfg, mask = self.config, episodes.mask
         valid = mask.bool()
         # Each column is one episode from step 0, so the row is the step within the episode.
-        steps = torch.arange(mask.shape[0], dtype=torch.float32)[:, None].expand_as(mask)
+        steps = torch.arange(mask.shape[0], dtype=torch.float32, device=mask.device)
+        steps = steps[:, None].expand_as(mask)
 
         # Advantages from GAE on the value function; value targets are advantages + values.
         with torch.no_grad():
@@ -156,7 +161,7 @@ class PPO(SingleTaskTrainer):
             value_loss = self.value.loss(obs, steps, returns)
 
         for _ in range(cfg.epochs):
-            shuffled = torch.randperm(len(obs), generator=self.generator)
+            shuffled = torch.randperm(len(obs), generator=self.generator).to(obs.device)
             for index in shuffled.split(cfg.minibatch_size):
                 surrogate, entropy = policy_loss(index)
                 loss = (

@@ -33,6 +33,7 @@ from metarl.agents.parts.inner_loop import (
     TaskStack,
     expand_tasks,
 )
+from metarl.backend.device import adam
 from metarl.backend.losses import clipped_surrogate_loss, surrogate_loss
 from metarl.backend.optim import check_finite, leaves
 from metarl.policies import DistParams, Params
@@ -89,7 +90,7 @@ def lvc_inner_loss(
 def adapt_inner_kl_coeffs(coeffs: Tensor, kls: Tensor, target: float) -> Tensor:
     """The paper's rule for the inner-KL coefficients, one per inner step (a new tensor): η_k
     halved where kl_k < target / 1.5, doubled where kl_k > target · 1.5, else kept."""
-    kls = kls.to(coeffs.dtype)
+    kls = kls.to(coeffs.device, coeffs.dtype)
     halved = torch.where(kls < target / 1.5, coeffs / 2, coeffs)
     return torch.where(kls > target * 1.5, coeffs * 2, halved)
 
@@ -107,8 +108,8 @@ class ProMP(InnerLoopAgent):
         self.inner_loop = GradientInnerLoop(env, cfg, lvc_inner_loss, env_kwargs=env_kwargs)
         for log_lr in self.inner_loop.log_step_sizes.values():
             log_lr.requires_grad_(cfg.learn_inner_lr)
-        self.optimizer = torch.optim.Adam(
-            list(self.inner_loop.meta_parameters().values()), lr=cfg.outer_lr
+        self.optimizer = adam(
+            list(self.inner_loop.meta_parameters().values()), cfg.outer_lr, self.inner_loop.device
         )
         # η_k of each inner step k (float64, [num_inner_steps]): agent state, checkpointed.
         self.inner_kl_coeffs = self._initial_inner_kl_coeffs()
@@ -126,12 +127,14 @@ class ProMP(InnerLoopAgent):
         old = self._old_stage_dists(meta_params, inner)
 
         losses = []
+        self.progress.phase("outer steps", cfg.outer_steps)
         for _ in range(cfg.outer_steps):
             loss, _, _ = self._outer_objective(meta_params, inner, post, old, check=True)
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
             losses.append(loss.item())
+            self.progress.advance()
         loss_after, _, kls = self._outer_objective(
             meta_params, inner, post, old, create_graph=False
         )
@@ -202,7 +205,7 @@ class ProMP(InnerLoopAgent):
             check_finite(clipped, "clipped surrogate loss")
             for k, kl in enumerate(kls, 1):
                 check_finite(kl, f"inner KL of inner step {k}")
-        penalty = (self.inner_kl_coeffs.to(kls.dtype) * kls).mean()
+        penalty = (self.inner_kl_coeffs.to(kls.device, kls.dtype) * kls).mean()
         return clipped + penalty, clipped, kls
 
     def _initial_inner_kl_coeffs(self) -> Tensor:

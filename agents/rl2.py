@@ -23,7 +23,9 @@ from metarl.agents.parts.config import AgentConfig, OwnsSampler
 from metarl.agents.parts.seeding import InitRNG
 from metarl.agents.parts.trust_region import TrustRegionConfig, trust_region_update
 from metarl.backend.advantages import fitted_advantages
+from metarl.backend.device import adam
 from metarl.backend.losses import clipped_surrogate_loss, masked_mean, mean_kl
+from metarl.backend.progress import SILENT, Progress
 from metarl.envs.base import Task
 from metarl.policies import Params, make_recurrent_policy, unroll
 from metarl.sampling.episodes import Episodes
@@ -112,8 +114,8 @@ def trial_ends(mask: Tensor) -> Tensor:
     """`[T, B]` bool, True at the last real step of each column: the only 'done' RL²'s returns
     and baseline see, since a trial is one episode of the meta-MDP."""
     lengths = mask.sum(0).long()
-    ends = torch.zeros(mask.shape, dtype=torch.bool)
-    ends[lengths - 1, torch.arange(mask.shape[1])] = True
+    ends = torch.zeros(mask.shape, dtype=torch.bool, device=mask.device)
+    ends[lengths - 1, torch.arange(mask.shape[1], device=mask.device)] = True
     return ends
 
 
@@ -138,10 +140,13 @@ class RL2(OwnsSampler, ABC):
         except ValueError:
             self.close()
             raise
-        with InitRNG(cfg.seed):
+        self.device = cfg.torch_device
+        self.progress: Progress = SILENT  # the trainer's nested bar, when it trains this agent
+        with InitRNG(cfg.seed):  # initialized on the CPU: the same weights on every device
             self.policy = make_recurrent_policy(
                 self.sampler.observation_space, self.sampler.action_space, cfg.hidden_size
             )
+        self.policy.to(self.device)
 
     def sample_trials(self, tasks: Sequence[Task], episodes_per_trial: int) -> Episodes:
         """One trial (column) per task, `episodes_per_trial` episodes each."""
@@ -182,6 +187,7 @@ class RL2(OwnsSampler, ABC):
         tasks = self.task_env.sample_tasks(cfg.meta_batch_size)
         episodes = self.sample_trials(tasks, cfg.episodes_per_trial)
         returns = episodes.episode_returns().reshape(len(tasks), cfg.episodes_per_trial)
+        episodes = episodes.to(self.device)
         metrics = self.update(episodes, self.advantages(episodes))
         return {
             "trial_return": returns.sum(1).mean().item(),
@@ -233,6 +239,7 @@ class RL2TRPO(RL2):
         fisher = None
         if cfg.fisher_trials and cfg.fisher_trials < obs.shape[1]:
             subset = torch.randperm(obs.shape[1], generator=self.generator)[: cfg.fisher_trials]
+            subset = subset.to(obs.device)
             sub_previous = tuple(x[:, subset] for x in previous)
             fisher = (
                 lambda params: unroll(self.policy, params, obs[:, subset], sub_previous),
@@ -247,6 +254,7 @@ class RL2TRPO(RL2):
             episodes.mask,
             cfg,
             fisher,
+            progress=self.progress,
         )
 
     def state_dict(self) -> dict[str, Any]:
@@ -271,7 +279,7 @@ class RL2PPO(RL2):
         """`config` defaults to `RL2PPOConfig()`; adds Adam and the minibatch-shuffling
         generator."""
         super().__init__(env, config or RL2PPOConfig(), env_kwargs=env_kwargs)
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.config.learning_rate)
+        self.optimizer = adam(self.policy.parameters(), self.config.learning_rate, self.device)
         self.generator = torch.Generator().manual_seed(self.config.seed)
 
     def update(self, episodes: Episodes, advantages: Tensor) -> dict[str, float]:
@@ -300,7 +308,7 @@ class RL2PPO(RL2):
             old_dist = columns(slice(None))[0]
             loss_before = loss(slice(None))[0]
         for _ in range(cfg.epochs):
-            shuffled = torch.randperm(mask.shape[1], generator=self.generator)
+            shuffled = torch.randperm(mask.shape[1], generator=self.generator).to(mask.device)
             for index in shuffled.split(cfg.minibatch_trials):
                 surrogate, entropy = loss(index)
                 self.optimizer.zero_grad()

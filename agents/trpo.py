@@ -63,4 +63,5 @@ class TRPO(SingleTaskTrainer):
             advantages,
             mask,
             cfg,
+            progress=self.progress,
         )

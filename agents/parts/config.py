@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
+import torch
+
 from metarl.agents.parts.checks import check_float, check_int, check_optional_int, check_seed
+from metarl.backend.device import resolve_device
 from metarl.sampling.sampler import VectorSampler
 
 
@@ -27,6 +30,12 @@ class AgentConfig:
     num_workers: int = 2
     """Cores for the sampler, >= 0: C threads for metarl's MuJoCo envs, worker processes for
     other Gymnasium envs (0 steps those in this process)."""
+    device: str = "auto"
+    """Where the networks, buffers and updates live: 'auto' (CUDA where torch finds a GPU,
+    else the CPU), 'cpu', 'cuda' or 'cuda:N' (an absent GPU is an error, not a fall-back).
+    Sampling runs on the CPU whatever the device, with the parameters copied once per
+    collection; random draws are the CPU's, so a seed gives the same run on any device up to
+    float rounding."""
 
     def __post_init__(self) -> None:
         """Check the shared fields (each agent's config checks its own after calling this)."""
@@ -35,6 +44,12 @@ class AgentConfig:
         check_optional_int("horizon", self.horizon, none_means="the env's registered horizon")
         check_float("discount", self.discount, 0, 1, low_open=True)
         check_int("num_workers", self.num_workers, 0)
+        resolve_device(self.device)  # a bad or absent device fails here, in one line
+
+    @property
+    def torch_device(self) -> torch.device:
+        """The torch device `device` names (`auto` resolved on this machine)."""
+        return resolve_device(self.device)
 
     def make_sampler(
         self, env: str, num_envs: int, env_kwargs: dict[str, Any] | None = None

@@ -47,6 +47,7 @@ from metarl.agents.parts.seeding import InitRNG
 from metarl.backend.advantages import fitted_advantages
 from metarl.backend.losses import kl_metric, mean_kl
 from metarl.backend.optim import MatVec, gauss_newton_operator, leaves
+from metarl.backend.progress import SILENT, Progress
 from metarl.envs.base import Task
 from metarl.policies import DistParams, Params, call, make_policy, parameters
 from metarl.sampling.episodes import Episodes
@@ -151,6 +152,10 @@ class TaskStack:
         """The stack of the given task indices."""
         return TaskStack(*(x[tasks] for x in astuple_shallow(self)))
 
+    def to(self, device: torch.device) -> TaskStack:
+        """The stack on `device` (itself where it is there already)."""
+        return TaskStack(*(x.to(device) for x in astuple_shallow(self)))
+
 
 @dataclass
 class MetaBatch:
@@ -200,10 +205,13 @@ class GradientInnerLoop:
             env, cfg.meta_batch_size * cfg.episodes_per_task, env_kwargs
         )
         self.task_env = task_source(self.sampler.env_id, env_kwargs, cfg.seed)
-        with InitRNG(cfg.seed):
+        self.device = cfg.torch_device
+        with InitRNG(cfg.seed):  # initialized on the CPU: the same weights on every device
             self.policy = make_policy(
                 self.sampler.observation_space, self.sampler.action_space, cfg.hidden_sizes
             )
+        self.policy.to(self.device)
+        self.progress: Progress = SILENT  # the trainer's nested bar, when it trains the agent
         # Meta-SGD's log α per parameter name (read only when `learn_inner_lr`).
         self.log_step_sizes = {
             name: torch.full_like(p, cfg.inner_lr).log()
@@ -366,14 +374,18 @@ class GradientInnerLoop:
         inner: list[TaskStack] = []
         stacked: Params | None = None
         stages = []
+        self.progress.phase("sampling", num_steps + 1)
         for step in range(num_steps + 1):
-            per_task = None if stacked is None else _unstack(stacked)
+            # The adapted parameters go to the CPU's sampler in one copy per tensor.
+            per_task = None if stacked is None else _unstack(_on_cpu(stacked))
             episodes = self.sampler.sample(
                 self.policy, tasks, cfg.episodes_per_task, per_task, deterministic=deterministic
             )
             stages.append(episodes)
+            self.progress.advance()
             if step < num_steps:
-                inner.append(TaskStack.of(episodes, cfg.discount, cfg.gae_lambda))
+                stack = TaskStack.of(episodes, cfg.discount, cfg.gae_lambda)
+                inner.append(stack.to(self.device))
                 # One more inner step from the last stage's values: the inner gradient, at the
                 # values `adapt` would compute, without a second-order graph.
                 start = expand_tasks(meta_params, len(tasks)) if stacked is None else stacked
@@ -387,7 +399,7 @@ class GradientInnerLoop:
         cfg = self.config
         tasks = self.task_env.sample_tasks(cfg.meta_batch_size)
         inner, stages, adapted = self.sample_adaptation(tasks, cfg.num_inner_steps)
-        post = TaskStack.of(stages[-1], cfg.discount, cfg.gae_lambda)
+        post = TaskStack.of(stages[-1], cfg.discount, cfg.gae_lambda).to(self.device)
         return MetaBatch(tasks, inner, stages, adapted, post)
 
     def adaptation_returns(
@@ -456,6 +468,16 @@ class InnerLoopAgent:
         """The pre-update policy θ."""
         return self.inner_loop.policy
 
+    @property
+    def progress(self) -> Progress:
+        """Where the iteration's phases are reported (the inner loop's sampling, the outer
+        loop's own); the trainer sets a nested progress bar."""
+        return self.inner_loop.progress
+
+    @progress.setter
+    def progress(self, progress: Progress) -> None:
+        self.inner_loop.progress = progress
+
     def adaptation_returns(
         self, tasks: Sequence[Task], num_steps: int, deterministic: bool = False
     ) -> Tensor:
@@ -482,6 +504,10 @@ def expand_tasks(meta_params: Params, num_tasks: int) -> Params:
 def astuple_shallow(stack: TaskStack) -> tuple[Tensor, ...]:
     """The stack's tensors in field order (dataclasses.astuple would deep-copy them)."""
     return tuple(getattr(stack, f.name) for f in fields(stack))
+
+
+def _on_cpu(params: Params) -> Params:
+    return {name: p.cpu() for name, p in params.items()}
 
 
 def _detach(params: Params) -> Params:

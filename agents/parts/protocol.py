@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from torch import Tensor
 
+from metarl.backend.progress import Progress
 from metarl.envs.base import Task
 
 
@@ -27,6 +28,11 @@ class Agent(Protocol):
 
     config: Any
     """The agent's config dataclass."""
+
+    progress: Progress
+    """Where `train_step` reports its phases (gradient steps, conjugate gradient, line
+    search); `SILENT` until the trainer sets its nested bar. Agents without long phases (the
+    reference agents) need not read it."""
 
     def train_step(self) -> dict[str, float]:
         """One training iteration. Metrics include `env_steps` (this iteration's) and the

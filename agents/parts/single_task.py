@@ -19,6 +19,7 @@ from torch.distributions import Distribution
 from metarl.agents.parts.checks import check_int, check_sizes, check_task
 from metarl.agents.parts.config import AgentConfig, OwnsSampler
 from metarl.agents.parts.seeding import InitRNG
+from metarl.backend.progress import SILENT, Progress
 from metarl.envs.base import Task, TaskEnv
 from metarl.policies import Params, call, make_policy
 from metarl.sampling.episodes import Episodes
@@ -67,10 +68,13 @@ class SingleTaskTrainer(OwnsSampler, ABC):
         self.episodes_per_task = config.episodes_per_task
         self.sampler = config.make_sampler(env, config.episodes_per_task, env_kwargs)
         self.tasks = self._the_task(config, env_kwargs or {})
-        with self.init_rng:
+        self.device = config.torch_device
+        self.progress: Progress = SILENT  # the trainer's nested bar, when it trains this agent
+        with self.init_rng:  # initialized on the CPU: the same weights on every device
             self.policy = make_policy(
                 self.sampler.observation_space, self.sampler.action_space, config.hidden_sizes
             )
+        self.policy.to(self.device)
 
     def _the_task(self, config: SingleTaskConfig, env_kwargs: dict[str, Any]) -> list[Task] | None:
         """`[config.task]`, or for a metarl task env one task drawn with the seed: left to
@@ -108,7 +112,7 @@ class SingleTaskTrainer(OwnsSampler, ABC):
         return {
             "return": episodes.episode_returns().mean().item(),
             "env_steps": float(episodes.num_env_steps),
-            **self.update(episodes),
+            **self.update(episodes.to(self.device)),
         }
 
     def state_dict(self) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from metarl.agents.parts.checks import check_float, check_int
 from metarl.backend.losses import mean_kl, surrogate_loss
 from metarl.backend.optim import trpo_step
+from metarl.backend.progress import SILENT, Progress
 from metarl.policies import DistParams, Params, parameters
 
 
@@ -56,13 +57,16 @@ def trust_region_update(
     mask: Tensor,
     config: TrustRegionConfig,
     fisher: tuple[Callable[[Params | None], DistParams], Tensor] | None = None,
+    *,
+    progress: Progress = SILENT,
 ) -> dict[str, float]:
     """One TRPO step of `policy`, in place, on the surrogate of `actions` `[T, B, ...]` sampled
     with log-probs `old_log_probs` (the current policy's). `dist_params(params)` is the policy's
     distribution parameters over the batch with `params` (None: its own), batch shape `[T, B]`.
     fisher: (dist_params, mask) of a part of the batch whose KL curvature the conjugate
     gradient uses instead of the whole batch's, when that is expensive; the line search still
-    checks the whole batch's KL.
+    checks the whole batch's KL. progress: sees the conjugate gradient's and the line
+    search's steps.
 
     The Fisher-vector products differentiate the KL twice (`hessian_operator`). Its
     Gauss-Newton form, which MAML uses through its inner steps, measured slower here on RL²'s
@@ -94,7 +98,12 @@ def trust_region_update(
             return mean_kl(old_fisher_dist, new_dist, fisher_mask)
 
     new_params, info = trpo_step(
-        loss_fn, kl_fn, parameters(policy), **config.trpo_kwargs(), fisher_kl_fn=fisher_kl_fn
+        loss_fn,
+        kl_fn,
+        parameters(policy),
+        **config.trpo_kwargs(),
+        fisher_kl_fn=fisher_kl_fn,
+        progress=progress,
     )
     with torch.no_grad():
         for name, param in policy.named_parameters():

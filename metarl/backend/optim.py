@@ -23,6 +23,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from metarl.backend.progress import SILENT, Progress
+
 Params = dict[str, Tensor]
 Objective = Callable[[Params], Tensor]
 MatVec = Callable[[Tensor], Tensor]
@@ -56,12 +58,16 @@ def leaves(params: Params) -> Params:
 
 
 def conjugate_gradient(
-    matvec: MatVec, b: Tensor, iterations: int = 10, residual_tol: float = 1e-10
+    matvec: MatVec,
+    b: Tensor,
+    iterations: int = 10,
+    residual_tol: float = 1e-10,
+    progress: Progress = SILENT,
 ) -> Tensor:
     """Approximate solution x of A x = b for symmetric positive-definite A given as x ↦ A x.
 
     TRPO needs F⁻¹g without ever forming F. Stops early once the squared residual ‖b − Ax‖² is
-    below `residual_tol`.
+    below `residual_tol`. Each product A·d is one step of `progress`.
     """
     x = torch.zeros_like(b)
     residual = b
@@ -71,6 +77,7 @@ def conjugate_gradient(
         if residual_sq < residual_tol:
             break
         a_direction = matvec(direction)
+        progress.advance()
         alpha = residual_sq / (direction @ a_direction)
         x = x + alpha * direction
         residual = residual - alpha * a_direction
@@ -197,6 +204,7 @@ def backtracking_line_search(
     max_kl: float,
     max_backtracks: int = 15,
     backtrack_ratio: float = 0.8,
+    progress: Progress = SILENT,
 ) -> LineSearchResult:
     """First of params + ratioᵏ·full_step (k = 0, 1, ...) with a lower loss and KL ≤ max_kl.
 
@@ -204,7 +212,7 @@ def backtracking_line_search(
     candidate whose loss or KL is not finite (an overflowing likelihood ratio far from the old
     policy) fails those tests and is rejected like any other. Both closures get the very same
     leaves of a candidate (the KL only once the loss improved), so that they may share work on
-    it: MAML's inner step, for one.
+    it: MAML's inner step, for one. Each candidate is one step of `progress`.
     """
     start = flat(params).detach()
     for k in range(max_backtracks):
@@ -212,6 +220,7 @@ def backtracking_line_search(
         candidate = unflat(start + fraction * full_step.detach(), params)
         at = leaves(candidate)
         loss = _value(loss_fn, at)
+        progress.advance()
         if loss < loss_before:
             kl = _value(kl_fn, at)
             if kl <= max_kl:
@@ -231,6 +240,7 @@ def trpo_step(
     fisher_kl_fn: Objective | None = None,
     loss_value_fn: Objective | None = None,
     kl_value_fn: Objective | None = None,
+    progress: Progress = SILENT,
 ) -> tuple[Params, dict[str, float | bool]]:
     """One TRPO update (Schulman et al. 2015) of closures: `trust_region_step` with the Fisher
     as `hessian_operator` of the KL. Returns fresh detached params and an info dict
@@ -260,18 +270,26 @@ def trpo_step(
         cg_iterations=cg_iterations,
         max_backtracks=max_backtracks,
         backtrack_ratio=backtrack_ratio,
+        progress=progress,
     )
 
 
 def natural_gradient_step(
-    grad: Tensor, fisher: MatVec, max_kl: float, cg_iterations: int = 10
+    grad: Tensor,
+    fisher: MatVec,
+    max_kl: float,
+    cg_iterations: int = 10,
+    progress: Progress = SILENT,
 ) -> Tensor:
     """TRPO's full step: the direction −F⁻¹g by `cg_iterations` of conjugate gradient, scaled
     so that ½ sᵀFs = max_kl (the quadratic model of the KL on the trust region's boundary).
+    Reports the phase "conjugate gradient" (one step per Fisher product) to `progress`.
     Raises `FloatingPointError` when the step is not finite."""
-    direction = conjugate_gradient(fisher, -grad, cg_iterations)
+    progress.phase("conjugate gradient", cg_iterations + 1)  # + the curvature's product
+    direction = conjugate_gradient(fisher, -grad, cg_iterations, progress=progress)
     # The clamp turns a zero gradient (zero direction) into a zero step instead of 0·∞ = NaN.
     curvature = (direction @ fisher(direction)).clamp_min(torch.finfo(direction.dtype).tiny)
+    progress.advance()
     full_step = direction * torch.sqrt(2.0 * max_kl / curvature)
     return check_finite(full_step, "natural-gradient step (the KL's curvature)")
 
@@ -288,19 +306,22 @@ def trust_region_step(
     cg_iterations: int = 10,
     max_backtracks: int = 15,
     backtrack_ratio: float = 0.8,
+    progress: Progress = SILENT,
 ) -> tuple[Params, dict[str, float | bool]]:
     """The TRPO step from its parts: the surrogate `loss` and its flat gradient `grad` at
     `params`; the natural-gradient step −F⁻¹g scaled so that ½ sᵀFs = max_kl; then the line
     search on the values of `loss_fn` and `kl_fn` (closures params -> scalar). `fisher` is F·v
     (damping included): `hessian_operator` or `gauss_newton_operator`. Returns fresh detached
-    params and the info of `trpo_step`.
+    params and the info of `trpo_step`. `progress` sees the phases "conjugate gradient" and
+    "line search" (one step per candidate).
 
     Raises `FloatingPointError` naming the gradient of the surrogate loss or the natural-gradient
     step when one of them is not finite."""
     check_finite(grad, "gradient of the surrogate loss")
-    full_step = natural_gradient_step(grad, fisher, max_kl, cg_iterations)
+    full_step = natural_gradient_step(grad, fisher, max_kl, cg_iterations, progress)
+    progress.phase("line search", max_backtracks)
     result = backtracking_line_search(
-        loss_fn, kl_fn, params, full_step, loss, max_kl, max_backtracks, backtrack_ratio
+        loss_fn, kl_fn, params, full_step, loss, max_kl, max_backtracks, backtrack_ratio, progress
     )
     info = {
         "loss_before": loss,

@@ -102,7 +102,7 @@ class GRUPolicy(nn.Module):
 
     def initial_hidden(self, batch_size: int) -> Tensor:
         """The hidden state at the start of a trial: zeros [batch, hidden_size]."""
-        return torch.zeros(batch_size, self.hidden_size)
+        return torch.zeros(batch_size, self.hidden_size, device=self.head.weight.device)
 
     def encode_action(self, action: Tensor) -> Tensor:
         """Previous action as network input: one-hot for discrete actions, as is otherwise."""

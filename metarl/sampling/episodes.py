@@ -44,10 +44,22 @@ class Episodes:
         """Undiscounted return of every episode, column by column in time order [num_episodes]."""
         episode_id = torch.cumsum(self.dones.T.flatten().long(), 0) - self.dones.T.flatten().long()
         valid = self.mask.T.flatten().bool()
-        sums = torch.zeros(int(self.dones.sum().item()) or 1, dtype=torch.float64)
+        count = int(self.dones.sum().item())
+        sums = torch.zeros(count or 1, dtype=torch.float64, device=self.rewards.device)
         rewards = self.rewards.T.flatten().double()
         sums.index_add_(0, episode_id[valid], rewards[valid])
-        return sums[: int(self.dones.sum().item())]
+        return sums[:count]
+
+    def to(self, device: torch.device) -> Episodes:
+        """The batch with its tensors on `device` (the update's; the sampler's are the CPU's),
+        itself where they are there already."""
+        if self.mask.device == device:
+            return self
+        moved = {
+            name: value.to(device) if isinstance(value, Tensor) else value
+            for name, value in vars(self).items()
+        }
+        return Episodes(**moved)
 
     def previous_step_inputs(self) -> tuple[Tensor, Tensor, Tensor]:
         """(previous action, reward, done) for every step, the RL² policy inputs; zeros at t = 0.

@@ -16,6 +16,7 @@ episodes of the plain loop bit for bit (tests/sampling/test_fast_actor.py).
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import numbers
@@ -109,6 +110,7 @@ class VectorSampler:
         self.torch_threads = torch_threads
         self._rng = np.random.default_rng(seed)
         self._generator = torch.Generator().manual_seed(seed)
+        self._host_copies = _HostCopies()
 
     def sample(
         self,
@@ -125,7 +127,9 @@ class VectorSampler:
         params: None (the policy's own), one dict (shared), or one dict per task (stacked and
             batched with vmap). episodes_per_trial: episodes per column, back to back with the
             recurrent hidden state carried across them (RL² trials). deterministic: take the
-            distribution's mode instead of sampling.
+            distribution's mode instead of sampling. A policy (or parameter sets) on another
+            device than the CPU is copied to the host once per call and run there; the
+            episodes are CPU tensors either way.
         """
         tasks_or_none: list[Task | None] = [None] if tasks is None else list(tasks)
         num_tasks = len(tasks_or_none)
@@ -147,6 +151,7 @@ class VectorSampler:
         if params is not None and not isinstance(params, dict) and len(params) != num_tasks:
             raise ValueError(f"got {len(params)} parameter sets for {num_tasks} tasks")
         with torch.no_grad(), torch_threads(self.torch_threads):
+            policy, params = self._host_copies.of(policy, params)
             return self._collect(
                 policy, params, tasks_or_none, episodes_per_task, episodes_per_trial, deterministic
             )
@@ -764,6 +769,54 @@ def _bytes_text(count: int) -> str:
     if count < 2**30:
         return f"{count / 2**20:.1f} MiB"
     return f"{count / 2**30:.1f} GiB"
+
+
+class _HostCopies:
+    """CPU copies of policies that live on another device (a GPU), one per policy, refreshed
+    from it on every use: the sampler steps envs on the CPU, and one copy of the parameters per
+    collection is what a GPU-trained agent pays for it (docs of `metarl.backend.device`)."""
+
+    def __init__(self) -> None:
+        self._copies: dict[int, tuple[nn.Module, nn.Module]] = {}
+
+    def of(self, policy: nn.Module, params: ParamSets) -> tuple[nn.Module, ParamSets]:
+        """`policy` and `params` themselves where they are on the CPU, else their host copies."""
+        tensors = [*policy.parameters(), *policy.buffers()]
+        if isinstance(params, dict):
+            tensors += list(params.values())
+        elif params is not None:
+            tensors += [value for task in params for value in task.values()]
+        if all(tensor.device.type == "cpu" for tensor in tensors):
+            return policy, params
+        entry = self._copies.get(id(policy))  # the policy is kept: its id stays its own
+        if entry is None:
+            host = _host_module(policy)
+            self._copies[id(policy)] = (policy, host)
+        else:
+            host = entry[1]
+            with torch.no_grad():
+                for mine, theirs in zip(
+                    [*host.parameters(), *host.buffers()],
+                    [*policy.parameters(), *policy.buffers()],
+                    strict=True,
+                ):
+                    mine.copy_(theirs)
+        if isinstance(params, dict):
+            params = {name: value.cpu() for name, value in params.items()}
+        elif params is not None:
+            params = [{name: value.cpu() for name, value in task.items()} for task in params]
+        return host, params
+
+
+def _host_module(module: nn.Module) -> nn.Module:
+    """A CPU copy of `module` (its parameters, buffers and any tensor attributes, such as an
+    action distribution's scale), made without copying the device tensors twice."""
+    memo: dict[int, Any] = {}
+    for tensor in [*module.parameters(), *module.buffers()]:
+        host = tensor.detach().cpu()
+        is_parameter = isinstance(tensor, nn.Parameter)
+        memo[id(tensor)] = nn.Parameter(host, tensor.requires_grad) if is_parameter else host
+    return copy.deepcopy(module, memo)
 
 
 @contextmanager

@@ -53,7 +53,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ValueError(f"no checkpoint at {path}")
     try:
-        payload = torch.load(path, weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True)  # GPU runs too
     except Exception as error:  # torch raises many types for truncated or foreign files
         # torch's messages run to paragraphs; their first sentence says what failed.
         reason = str(error).strip().split(". ")[0].split("\n")[0]

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from metarl.agents.parts.protocol import Agent
 from metarl.agents.registry import agent_spec
+from metarl.backend.progress import SILENT
 from metarl.envs import resolve_env_id
 from metarl.training.checkpoint import (
     load_checkpoint,
@@ -31,6 +32,7 @@ from metarl.training.checkpoint import (
 )
 from metarl.training.config import build_config, config_dict
 from metarl.training.logger import Logger, Row, read_progress
+from metarl.training.phase_bar import PhaseBar
 from metarl.training.run_folder import Run, claim_folder, discard_history, run_lock
 
 
@@ -117,6 +119,8 @@ def _train_locked(
         logger = Logger(run_dir, rows)
         total = run.config["iterations"]
         bar = tqdm(total=total, initial=state["iteration"], desc=f"{run.agent} {run.env}")
+        phases = PhaseBar()
+        agent.progress = phases  # the phases inside an iteration, on a nested bar
         try:
             while state["iteration"] < total:
                 start = time.perf_counter()
@@ -153,6 +157,8 @@ def _train_locked(
             tqdm.write(f"interrupted: continue with `metarl train --resume {run_dir}`")
             raise
         finally:
+            agent.progress = SILENT
+            phases.close()
             bar.close()
         _export_policy(run_dir, agent, state, identity)
     finally:

@@ -95,6 +95,8 @@ CASES = [
     ("backtrack_ratio", 1.5, "(0, 1)", None),
     ("backtrack_ratio", NAN, "got nan", None),
     ("num_workers", -1, "must be an integer >= 0, got -1", None),
+    ("device", "gpu", "must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'", None),
+    ("device", 0, "must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 0", None),
     ("seed", -1, "must be an integer in [0, 2**32), got -1", None),
     ("seed", 2**32, "got 4294967296", None),
     ("seed", 1.5, "[0, 2**32)", None),
