@@ -84,6 +84,27 @@ def _bench_sampler(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_learner(args: argparse.Namespace) -> int:
+    from metarl.cli.bench_learner import learner_report, parse_learners
+
+    def progress(what: str) -> None:
+        print(f"measuring {what}", file=sys.stderr, flush=True)
+
+    learners = parse_learners(args.learners)
+    report = learner_report(
+        learners,
+        args.env,
+        args.steps,
+        args.quick,
+        args.threads,
+        args.json,
+        log=progress,
+        device=args.device,
+    )
+    print(report)
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from metarl.envs import ENVS, resolve_env_id
     from metarl.training.trainer import new_run, train
@@ -256,6 +277,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sampler.add_argument("--json", action="store_true", help="print the records as JSON")
     sampler.set_defaults(run=_bench_sampler)
+    learner = targets.add_parser(
+        "learner",
+        help="FLOPs, time, GFLOP/s and fraction of the float32 matmul peak of one gradient step "
+        "of each agent's learner",
+    )
+    learner.add_argument(
+        "--learners",
+        metavar="NAMES",
+        help="comma-separated: pearl, maml-trpo, rl2-trpo (default: all)",
+    )
+    learner.add_argument(
+        "--env", default="halfcheetah-vel", help="env id or short name (default halfcheetah-vel)"
+    )
+    learner.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=3,
+        help="timed steps per learner after one counted warm-up step; the median is reported "
+        "(default 3)",
+    )
+    learner.add_argument(
+        "--quick", action="store_true", help="tiny sizes that run in seconds (tests, CI)"
+    )
+    learner.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=2,
+        help="torch threads of the steps and of the matmul peak (default 2)",
+    )
+    learner.add_argument(
+        "--device",
+        default="cpu",
+        help="where the networks, buffers and steps run: cpu (default), cuda, cuda:N or auto",
+    )
+    learner.add_argument("--json", action="store_true", help="print the records as JSON")
+    learner.set_defaults(run=_bench_learner)
 
     train = commands.add_parser(
         "train",
