@@ -10,6 +10,7 @@ same minibatches, noise and tasks as on the CPU and differs from it only by floa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 import torch
@@ -23,18 +24,13 @@ def resolve_device(name: str) -> torch.device:
     """The torch device `name` names: `auto` is CUDA's first device where torch finds one and
     the CPU otherwise. A CUDA device that is absent is a one-line `ValueError` (never a silent
     fall-back to the CPU: a run asked for a GPU should not take days on a laptop unnoticed)."""
-    if not isinstance(name, str):
+    if not isinstance(name, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
         raise ValueError(f"config key 'device' must be {DEVICES}, got {name!r}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"config key 'device' must be {DEVICES}, got {name!r}") from None
+    device = torch.device(name)
     if device.type == "cpu":
-        return torch.device("cpu")
-    if device.type != "cuda":
-        raise ValueError(f"config key 'device' must be {DEVICES}, got {name!r}")
+        return device
     if not torch.cuda.is_available():
         raise ValueError(
             f"config key 'device' is {name!r} but torch finds no CUDA device (a CPU-only torch "

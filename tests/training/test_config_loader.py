@@ -5,12 +5,14 @@ algorithms, not from the checks."""
 
 import dataclasses
 import math
+import re
 import sys
 import tempfile
 import types
 from pathlib import Path
 
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -213,8 +215,21 @@ def exploration_weight(value, config):
     return real(value) and (value == 0 or (value > 0 and config.meta_batch_size >= 2))
 
 
+def device(value, config):
+    """auto and cpu anywhere; cuda and cuda:N only where torch finds that GPU."""
+    if not isinstance(value, str):
+        return False
+    if value in ("auto", "cpu"):
+        return True
+    match = re.fullmatch(r"cuda(?::(\d+))?", value)
+    if not match or not torch.cuda.is_available():
+        return False
+    return match.group(1) is None or int(match.group(1)) < torch.cuda.device_count()
+
+
 VALID = {
     "iterations": count(),
+    "device": device,
     "seed": lambda value, config: integer(value) and 0 <= value < 2**32,
     "horizon": lambda value, config: value is None or count()(value, config),
     "discount": number(0, 1, low_open=True),
@@ -323,6 +338,7 @@ SCALARS = st.one_of(
 )
 EDGES = st.sampled_from(  # the edges of the valid ranges, and just past them
     [0, 1, 2, -1, 0.0, 1.0, 0.5, 1e-9, 2**32 - 1, None, True, False, [], [1], [0], [8, 8]]
+    + ["auto", "cpu", "cuda", "cuda:0", "cuda:9", "gpu", "cpu:0"]  # devices
 )
 VALUES = st.one_of(  # YAML-like: scalars, lists (of widths, say) and mappings, nested once
     EDGES,
