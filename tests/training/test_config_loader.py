@@ -337,8 +337,10 @@ SCALARS = st.one_of(
     st.text(max_size=6),
 )
 EDGES = st.sampled_from(  # the edges of the valid ranges, and just past them
-    [0, 1, 2, -1, 0.0, 1.0, 0.5, 1e-9, 2**32 - 1, None, True, False, [], [1], [0], [8, 8]]
-    + ["auto", "cpu", "cuda", "cuda:0", "cuda:9", "gpu", "cpu:0"]  # devices
+    [
+        *(0, 1, 2, -1, 0.0, 1.0, 0.5, 1e-9, 2**32 - 1, None, True, False, [], [1], [0], [8, 8]),
+        *("auto", "cpu", "cuda", "cuda:0", "cuda:9", "gpu", "cpu:0"),  # devices
+    ]
 )
 VALUES = st.one_of(  # YAML-like: scalars, lists (of widths, say) and mappings, nested once
     EDGES,
