@@ -1,7 +1,7 @@
 """PEARL's gradient step under implementation variants that could close its gap to the matmul
 peak: do they give the same bits, and are they faster? (issue 14)
 
-    python benchmarks/pearl_step_variants.py [--config fast|benchmark|paper] [--steps 30]
+    python benchmarks/pearl_step_variants.py [--config fast|fast-e64|benchmark|paper] [--steps 30]
 
 Variants, each on its own agent built from the same seed with the same buffers:
 - `default`: what metarl ships (Adam's default implementation, out-of-place ReLU);
@@ -28,7 +28,8 @@ from metarl.backend.allocator import keep_freed_memory
 SIZES = {
     "paper": {},
     "benchmark": {"meta_batch_size": 8, "batch_size": 128, "hidden_sizes": (128, 128, 128)},
-    "fast": {
+    "fast": {"meta_batch_size": 8, "batch_size": 128, "hidden_sizes": (64, 64, 64)},
+    "fast-e64": {
         "meta_batch_size": 8,
         "batch_size": 128,
         "hidden_sizes": (64, 64, 64),

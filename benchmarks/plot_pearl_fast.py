@@ -1,15 +1,16 @@
 """PEARL's laptop config against the benchmark config on HalfCheetahVel, in env steps.
 
-    python benchmarks/plot_pearl_fast.py [--window 3]
+    python benchmarks/plot_pearl_fast.py [--window 3] [--laptop FOLDER ...]
 
 reads `benchmarks/results/pearl-halfcheetah-vel*/progress.csv` (the benchmark config
-`pearl-halfcheetah-vel`, one folder per seed: the band) and
-`benchmarks/results/pearl-fast-halfcheetah-vel*/progress.csv` (the laptop config
-`pearl-fast-halfcheetah-vel`), column `test_return` (held-out tasks, z from the posterior of one
-episode), writes `benchmarks/pearl_fast_halfcheetah_vel.png`, and prints, at every logged
-point, the band (the lowest and highest seed of the benchmark config, each smoothed over
-`--window` points) and each laptop run's smoothed return, with how many of its points lie in
-the band. Both configs collect alike, so their logged points fall on the same env steps.
+`pearl-halfcheetah-vel`, one folder per seed: the band) and each `--laptop` folder's (default:
+`pearl-fast-halfcheetah-vel`, the laptop config, and `pearl-fast-e64-halfcheetah-vel`, the
+first candidate with a 64-wide encoder), column `test_return` (held-out tasks, z from the
+posterior of one episode), writes `benchmarks/pearl_fast_halfcheetah_vel.png`, and prints, at
+every logged point, the band (the lowest and highest seed of the benchmark config, each
+smoothed over `--window` points) and each laptop run's smoothed return, with how many of its
+points lie in the band. All configs collect alike, so their logged points fall on the same
+env steps.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from plot_env_steps import RESULTS, read, smooth
 
 DEFAULT = "pearl-halfcheetah-vel"
-FAST = "pearl-fast-halfcheetah-vel"
+LAPTOP = ("pearl-fast-halfcheetah-vel", "pearl-fast-e64-halfcheetah-vel")
 
 
 def curves(prefix: str, window: int) -> dict[str, tuple[list[float], list[float]]]:
@@ -45,8 +46,10 @@ def main() -> None:
     """Print the band comparison and write the plot."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--window", type=int, default=3, help="points per moving average")
+    parser.add_argument("--laptop", nargs="+", default=list(LAPTOP), help="run folders")
     args = parser.parse_args()
-    default, fast = curves(DEFAULT, args.window), curves(FAST, args.window)
+    default = curves(DEFAULT, args.window)
+    fast = {name: curves(name, args.window)[name] for name in args.laptop}
     common = set.intersection(*(set(steps) for steps, _ in [*default.values(), *fast.values()]))
     xs = sorted(common)
     lookup = {
