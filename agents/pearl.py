@@ -233,8 +233,7 @@ class TaskBuffers:
         """The filled part of the storage (on the CPU, so that any machine reads it), each
         task's size and write position."""
         used = int(self.size.max()) if len(self.size) else 0
-        data = self.data[:, :used]
-        data = data.clone() if data.device.type == "cpu" else data.cpu()
+        data = self.data[:, :used].to("cpu", copy=True)
         return {"data": data, "size": self.size, "next": self.next}
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:

@@ -57,9 +57,8 @@ class ContextEncoder(nn.Module):
         Empty context (N = 0 or all masked) gives the prior N(0, I)."""
         if context.shape[-2] == 0:
             shape = (*context.shape[:-2], self.latent_size)
-            return torch.zeros(shape, device=context.device), torch.ones(
-                shape, device=context.device
-            )
+            zeros = torch.zeros(shape, device=context.device)
+            return zeros, torch.ones_like(zeros)
         mean, raw = self.net(context).chunk(2, dim=-1)
         mean, variance = product_of_gaussians(mean, F.softplus(raw), mask)
         if mask is not None:  # tasks without any context fall back to the prior

@@ -507,6 +507,8 @@ def astuple_shallow(stack: TaskStack) -> tuple[Tensor, ...]:
 
 
 def _on_cpu(params: Params) -> Params:
+    """Stacked parameters copied to the host whole, before `_unstack` (one copy per tensor
+    rather than one per task; the identity on the CPU)."""
     return {name: p.cpu() for name, p in params.items()}
 
 

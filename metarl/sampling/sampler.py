@@ -794,13 +794,7 @@ class _HostCopies:
             self._copies[id(policy)] = (policy, host)
         else:
             host = entry[1]
-            with torch.no_grad():
-                for mine, theirs in zip(
-                    [*host.parameters(), *host.buffers()],
-                    [*policy.parameters(), *policy.buffers()],
-                    strict=True,
-                ):
-                    mine.copy_(theirs)
+            host.load_state_dict(policy.state_dict())  # copies device → host in place
         if isinstance(params, dict):
             params = {name: value.cpu() for name, value in params.items()}
         elif params is not None:
