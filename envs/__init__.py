@@ -47,6 +47,13 @@ ENVS: tuple[EnvEntry, ...] = (
         "Ant walks forward or backward along x",
     ),
     EnvEntry(
+        "metarl/AntVel-v0",
+        "ant-vel",
+        "metarl.envs.ant:AntVelEnv",
+        200,
+        "Ant walks forward at a target velocity v* ~ U[0, 3]",
+    ),
+    EnvEntry(
         "metarl/AntDir2D-v0",
         "ant-dir2d",
         "metarl.envs.ant:AntDir2DEnv",
@@ -59,6 +66,27 @@ ENVS: tuple[EnvEntry, ...] = (
         "metarl.envs.ant:AntGoalEnv",
         200,
         "Ant walks to a goal drawn from the disk of radius 3",
+    ),
+    EnvEntry(
+        "metarl/HumanoidDir-v0",
+        "humanoid-dir",
+        "metarl.envs.humanoid:HumanoidDirEnv",
+        200,
+        "Humanoid walks along a direction drawn from the circle",
+    ),
+    EnvEntry(
+        "metarl/Walker2dRandParams-v0",
+        "walker2d-rand-params",
+        "metarl.envs.rand_params:Walker2dRandParamsEnv",
+        200,
+        "Walker2d runs forward; a task scales masses, inertias, damping, friction",
+    ),
+    EnvEntry(
+        "metarl/HopperRandParams-v0",
+        "hopper-rand-params",
+        "metarl.envs.rand_params:HopperRandParamsEnv",
+        200,
+        "Hopper hops forward; a task scales masses, inertias, damping, friction",
     ),
     EnvEntry(
         "metarl/Navigation2D-v0",

@@ -1,5 +1,5 @@
-"""Ant task families: direction along x, direction in the plane, and goal position
-(docs/architecture.md §4).
+"""Ant task families: velocity and direction along x, direction in the plane, and goal
+position (docs/architecture.md §4).
 
 All subclass Gymnasium's `Ant-v5` (frame_skip 5, dt 0.05, contact forces computed after every
 step) and replace only its reward. Torso velocity is the finite difference of the torso position
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,7 @@ class AntTaskEnv(MujocoTaskEnv, AntEnv):
     contact_cost = contact_cost_weight · ‖clip(cfrc_ext, contact_force_range)‖², as in v5.
     """
 
-    needs_contact_forces = True
+    data_fields = ("cfrc_ext",)
     gymnasium_kwargs = {
         **v5_kwargs(AntEnv),
         "contact_cost_weight": check_nonnegative,
@@ -66,7 +66,7 @@ class AntTaskEnv(MujocoTaskEnv, AntEnv):
         xy = batch.qpos_after[:, :2]
         xy_velocity = (xy - batch.qpos_before[:, :2]) / self.dt
         healthy = ~self.batch_unhealthy(batch.qpos_after)
-        contact = np.clip(batch.cfrc_ext, *self._contact_force_range)
+        contact = np.clip(batch.data_after["cfrc_ext"], *self._contact_force_range)
         return {
             "reward_task": self.task_reward(batch.task_values, xy_velocity, xy),
             "reward_survive": self._healthy_reward * healthy,
@@ -75,14 +75,14 @@ class AntTaskEnv(MujocoTaskEnv, AntEnv):
         }
 
     def batch_observations(
-        self, qpos: np.ndarray, qvel: np.ndarray, cfrc_ext: np.ndarray
+        self, qpos: np.ndarray, qvel: np.ndarray, data: Mapping[str, np.ndarray]
     ) -> np.ndarray:
         """v5's observation on B states: qpos (less x, y unless kept), qvel, and the clipped
         contact forces of every body but the world when they are observed."""
         skip = 2 * int(self._exclude_current_positions_from_observation)
         parts = [qpos[:, skip:], qvel]
         if self._include_cfrc_ext_in_observation:
-            contact = np.clip(cfrc_ext[:, 1:], *self._contact_force_range)
+            contact = np.clip(data["cfrc_ext"][:, 1:], *self._contact_force_range)
             parts.append(contact.reshape(len(qpos), -1))
         return np.concatenate(parts, axis=1)
 
@@ -119,6 +119,25 @@ class AntDirEnv(AntTaskEnv):
     def task_reward(task_values: np.ndarray, xy_velocity: np.ndarray, xy: np.ndarray) -> np.ndarray:
         """d·v_x."""
         return task_values[:, 0] * xy_velocity[:, 0]
+
+
+class AntVelEnv(AntTaskEnv):
+    """Walk forward at a target velocity v* (the MAML paper's ant): reward −|v_x − v*| + 1 −
+    0.5‖a‖² − contact, v* ~ U[0, 3].
+
+    Terminates like AntDir. Task: `{"velocity": v*}`, any finite v*.
+    """
+
+    def __init__(self, velocity_range: Sequence[float] = (0.0, 3.0), **kwargs: Any) -> None:
+        """`velocity_range`: the interval v* is drawn from; `kwargs` go to `AntTaskEnv`."""
+        bounds = check_range("velocity_range", velocity_range)
+        self.task_distribution = UniformScalar("velocity", bounds)
+        super().__init__(**kwargs)
+
+    @staticmethod
+    def task_reward(task_values: np.ndarray, xy_velocity: np.ndarray, xy: np.ndarray) -> np.ndarray:
+        """−|v_x − v*|."""
+        return -np.abs(xy_velocity[:, 0] - task_values[:, 0])
 
 
 class AntDir2DEnv(AntTaskEnv):

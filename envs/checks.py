@@ -238,6 +238,18 @@ def check_range(
     return low, high
 
 
+def check_limits(name: str, bounds: Any) -> tuple[float, float]:
+    """Return `(low, high)` as floats if both are numbers (infinite allowed, NaN not) and
+    low <= high: a health range such as Hopper's height (0.7, inf)."""
+    pair = _reals(bounds)
+    if pair is None or len(pair) != 2 or any(math.isnan(x) for x in pair) or pair[0] > pair[1]:
+        raise ValueError(
+            f"{name} must be a pair [low, high] of numbers with low <= high (inf allowed), got "
+            f"{describe(bounds)}"
+        )
+    return pair[0], pair[1]
+
+
 def check_choices(name: str, values: Any) -> tuple[float, ...]:
     """Return `values` as a tuple of floats if it is a non-empty sequence of finite numbers."""
     choices = _reals(values)

@@ -7,7 +7,7 @@ x-velocity is the finite difference of the root x position over one env step, as
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,7 @@ class HalfCheetahTaskEnv(MujocoTaskEnv, HalfCheetahEnv):
         }
 
     def batch_observations(
-        self, qpos: np.ndarray, qvel: np.ndarray, cfrc_ext: np.ndarray
+        self, qpos: np.ndarray, qvel: np.ndarray, data: Mapping[str, np.ndarray]
     ) -> np.ndarray:
         """v5's observation on B states: qpos (less the root x unless kept) and qvel."""
         skip = int(self._exclude_current_positions_from_observation)

@@ -21,7 +21,7 @@ import numpy as np
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv, expand_model_path
 
 from metarl.envs import mujoco_warnings
-from metarl.envs.base import TaskEnv
+from metarl.envs.base import Task, TaskEnv
 from metarl.envs.checks import (
     Check,
     check_bool,
@@ -125,10 +125,14 @@ class Transitions(NamedTuple):
     """Joint positions before the step, [B, nq]."""
     qpos_after: np.ndarray
     """Joint positions after the step, [B, nq]."""
+    qvel_after: np.ndarray
+    """Joint velocities after the step, [B, nv]."""
     actions: np.ndarray
     """The actions taken, float64 [B, nu]."""
-    cfrc_ext: np.ndarray
-    """External contact forces after the step, [B, nbody, 6]."""
+    data_before: Mapping[str, np.ndarray]
+    """The env's `data_fields` of `MjData` before the step, each [B, ...]."""
+    data_after: Mapping[str, np.ndarray]
+    """The env's `data_fields` after the step, each [B, ...]."""
 
 
 class MujocoTaskEnv(TaskEnv, ABC):
@@ -138,10 +142,17 @@ class MujocoTaskEnv(TaskEnv, ABC):
     (`batch_observations`, `batch_terminated`) that the fast sampler uses; tests hold them equal.
     """
 
-    needs_contact_forces: bool = False  # whether rewards or observations read cfrc_ext
+    data_fields: ClassVar[tuple[str, ...]] = ()
+    """The `MjData` arrays besides qpos and qvel that the reward or observation read (Ant's
+    contact forces `cfrc_ext`). The fast sampler keeps them per env; an env that reads any is
+    stepped exactly through per-thread `MjData`s, since `mujoco.rollout` returns only the state."""
+    task_changes_model: bool = False
+    """Whether a task changes the physics (`apply_task` writes it into a model), not only the
+    reward: then the fast sampler steps each env with its own model."""
     gymnasium_kwargs: ClassVar[Mapping[str, Check]] = {}
     """The keyword arguments of the Gymnasium env below, with their checks (`v5_kwargs`)."""
     _qpos_before: np.ndarray
+    _data_before: dict[str, np.ndarray]
 
     def __init__(self, **kwargs: Any) -> None:
         """Check `kwargs` (Gymnasium's, all named in `gymnasium_kwargs`) and build the v5 env;
@@ -185,8 +196,9 @@ class MujocoTaskEnv(TaskEnv, ABC):
         return obs, {**info, "task": self._reset_task(options)}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """v5's step, keeping qpos from before it for the velocities of `reward_terms`."""
+        """v5's step, keeping qpos and `data_fields` from before it for `reward_terms`."""
         self._qpos_before = self.data.qpos.copy()  # for velocities; the physics is v5's own
+        self._data_before = self._data_snapshot()
         return super().step(action)
 
     def _get_rew(self, x_velocity: float, action: np.ndarray) -> tuple[float, dict[str, Any]]:
@@ -194,12 +206,22 @@ class MujocoTaskEnv(TaskEnv, ABC):
             self.task_vector(self._current_task())[None],
             self._qpos_before[None],
             self.data.qpos[None],
+            self.data.qvel[None],
             np.asarray(action, dtype=np.float64)[None],
-            self.data.cfrc_ext[None],
+            {name: value[None] for name, value in self._data_before.items()},
+            {name: value[None] for name, value in self._data_snapshot().items()},
         )
         terms = self.reward_terms(batch)
         terms = {name: float(value[0]) for name, value in terms.items()}
         return sum(terms.values()), {**terms, "task": self._task_info()}
+
+    def _data_snapshot(self) -> dict[str, np.ndarray]:
+        """Copies of this env's `data_fields` of `MjData`."""
+        return {name: getattr(self.data, name).copy() for name in self.data_fields}
+
+    def apply_task(self, model: mujoco.MjModel, task: Task) -> None:
+        """Write `task` into `model` (this env's or a copy of it): nothing here, since the task
+        of most envs changes only the reward (`task_changes_model`)."""
 
     @abstractmethod
     def reward_terms(self, batch: Transitions) -> dict[str, np.ndarray]:
@@ -207,7 +229,7 @@ class MujocoTaskEnv(TaskEnv, ABC):
 
     @abstractmethod
     def batch_observations(
-        self, qpos: np.ndarray, qvel: np.ndarray, cfrc_ext: np.ndarray
+        self, qpos: np.ndarray, qvel: np.ndarray, data: Mapping[str, np.ndarray]
     ) -> np.ndarray:
         """Observations [B, obs_dim] of B states, equal to v5's `_get_obs` on each."""
 

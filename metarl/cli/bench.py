@@ -151,7 +151,7 @@ def raw_mujoco_steps_per_s(workload: Workload) -> Timing:
     model, data = env.model, mujoco.MjData(env.model)
     low, high = model.actuator_ctrlrange.T
     controls = np.random.default_rng(0).uniform(low, high, size=(workload.env_steps, model.nu))
-    contact, frame_skip = env.needs_contact_forces, env.frame_skip
+    contact, frame_skip = bool(env.data_fields), env.frame_skip
     start = time.perf_counter()
     for i, control in enumerate(controls, start=1):
         data.ctrl[:] = control

@@ -62,13 +62,18 @@ def _demo(args: argparse.Namespace) -> int:
         f"Mean return of a uniformly random policy on tasks drawn with seed {args.seed} "
         f"({args.episodes} episodes per task), and env steps per second on one thread."
     )
-    header = f"{'env':<26} {'obs':>5} {'action':>11}  {'task':<44} {'return':>9} {'steps/s':>9}"
+    tasks = [describe_task(r.task) for r in results]
+    env_width, task_width = max(len(r.env) for r in results), max(map(len, tasks))
+    header = (
+        f"{'env':<{env_width}} {'obs':>5} {'action':>11}  {'task':<{task_width}} "
+        f"{'return':>9} {'steps/s':>9}"
+    )
     print(header)
     print("-" * len(header))
-    for r in results:
+    for r, task in zip(results, tasks, strict=True):
         obs = "×".join(str(d) for d in r.observation_shape)
         print(
-            f"{r.env:<26} {obs:>5} {r.action_space:>11}  {describe_task(r.task):<44} "
+            f"{r.env:<{env_width}} {obs:>5} {r.action_space:>11}  {task:<{task_width}} "
             f"{r.mean_return:>9.2f} {r.env_steps_per_s:>9,.0f}"
         )
     return 0

@@ -21,7 +21,8 @@ from metarl.envs import ENVS
 from metarl.envs.trial import RL2Trial
 
 ENV_IDS = [entry.id for entry in ENVS]
-MUJOCO_IDS = [i for i in ENV_IDS if "Cheetah" in i or "Ant" in i]
+MUJOCO_IDS = [i for i in ENV_IDS if any(r in i for r in ("Cheetah", "Ant", "Humanoid", "Params"))]
+RAND_PARAMS_IDS = [i for i in MUJOCO_IDS if "RandParams" in i]
 ANT_IDS = [i for i in MUJOCO_IDS if "Ant" in i]
 DISCRETE_IDS = ["metarl/Bandit-v0", "metarl/TabularMDP-v0"]
 NAN, INF = math.nan, math.inf
@@ -75,6 +76,22 @@ ANT_VALID = [
     },
     {"main_body": 1},
 ]
+HEALTH_VALID = [  # the health settings of Humanoid, Walker2d and Hopper
+    {
+        "healthy_reward": 0.5,
+        "terminate_when_unhealthy": False,
+        "healthy_z_range": (0.5, math.inf),
+    },
+]
+RAND_PARAMS_VALID = [
+    {
+        "log_scale_limit": 0.0,
+        "rand_params": ["dof_damping"],
+        "healthy_angle_range": [-0.5, 0.5],
+        "xml_file": "walker2d_v5.xml",
+    },
+    {"log_scale_limit": np.float32(1.5), "rand_params": ("geom_friction", "body_mass")},
+]
 VALID_KWARGS = {
     "metarl/Navigation2D-v0": [{"goal_range": [-1, 1], "max_action": 0.2}],
     "metarl/Bandit-v0": [{"k": np.int32(3), "prob_range": (0.2, 0.8)}],
@@ -100,6 +117,28 @@ VALID_KWARGS = {
         {"goal_radius": 0.0, "terminate_when_unhealthy": True},
         *V5_VALID,
         *ANT_VALID,
+    ],
+    "metarl/AntVel-v0": [{"velocity_range": (0.5, 1.0)}, *V5_VALID, *ANT_VALID],
+    "metarl/HumanoidDir-v0": [
+        {
+            "angle_range": [0.0, 1.0],
+            "xml_file": "humanoid.xml",
+            "contact_cost_weight": 0.0,
+            "contact_cost_range": (-INF, 5.0),
+            "include_cinert_in_observation": False,
+            "include_cvel_in_observation": False,
+            "include_qfrc_actuator_in_observation": False,
+            "include_cfrc_ext_in_observation": False,
+        },
+        *V5_VALID,
+        *HEALTH_VALID,
+    ],
+    "metarl/Walker2dRandParams-v0": [*RAND_PARAMS_VALID, *V5_VALID, *HEALTH_VALID],
+    "metarl/HopperRandParams-v0": [
+        {"healthy_state_range": (-50.0, 50.0)},
+        *RAND_PARAMS_VALID,
+        *V5_VALID,
+        *HEALTH_VALID,
     ],
 }
 
@@ -162,6 +201,23 @@ ANT_BAD = [
     ({"main_body": 1.0}, "main_body"),
     ({"terminate_when_unhealthy": "no"}, "terminate_when_unhealthy"),
     ({"include_cfrc_ext_in_observation": None}, "include_cfrc_ext_in_observation"),
+]
+HEALTH_BAD = [
+    ({"healthy_reward": -1.0}, "healthy_reward"),
+    ({"terminate_when_unhealthy": 1}, "terminate_when_unhealthy"),
+    ({"healthy_z_range": (2.0, 1.0)}, "healthy_z_range"),
+    ({"healthy_z_range": (NAN, 1.0)}, "healthy_z_range"),
+    ({"healthy_z_range": 1.0}, "healthy_z_range"),
+]
+RAND_PARAMS_BAD = [
+    ({"log_scale_limit": -1.0}, "log_scale_limit"),
+    ({"log_scale_limit": NAN}, "log_scale_limit"),
+    ({"log_scale_limit": "3"}, "log_scale_limit"),
+    ({"rand_params": []}, "rand_params"),
+    ({"rand_params": ["body_mass", "body_mass"]}, "rand_params"),
+    ({"rand_params": ["gravity"]}, "rand_params"),
+    ({"rand_params": 3}, "rand_params"),
+    ({"healthy_angle_range": (1.0, -1.0)}, "healthy_angle_range"),
 ]
 OWN_BAD = {
     "metarl/Navigation2D-v0": [
@@ -271,6 +327,23 @@ OWN_BAD = {
         ({"ctrl_cost_weight": NAN}, "ctrl_cost_weight"),
         ({"exclude_current_positions_from_observation": "no"}, "exclude_current_positions"),
         ({"terminate_when_unhealthy": 0}, "terminate_when_unhealthy"),
+    ],
+    "metarl/AntVel-v0": [
+        ({"velocity_range": (3.0, 0.0)}, "velocity_range"),
+        ({"velocity_range": "03"}, "velocity_range"),
+    ],
+    "metarl/HumanoidDir-v0": [
+        ({"angle_range": (1.0, 0.0)}, "angle_range"),
+        ({"contact_cost_range": (1.0, 0.0)}, "contact_cost_range"),
+        ({"contact_cost_weight": -1.0}, "contact_cost_weight"),
+        ({"include_cvel_in_observation": "yes"}, "include_cvel_in_observation"),
+        *HEALTH_BAD,
+    ],
+    "metarl/Walker2dRandParams-v0": [*RAND_PARAMS_BAD, *HEALTH_BAD],
+    "metarl/HopperRandParams-v0": [
+        ({"healthy_state_range": (1.0, -1.0)}, "healthy_state_range"),
+        *RAND_PARAMS_BAD,
+        *HEALTH_BAD,
     ],
 }
 
@@ -437,6 +510,10 @@ FIELDS = {
     "metarl/AntDir-v0": ["direction"],
     "metarl/AntDir2D-v0": ["angle"],
     "metarl/AntGoal-v0": ["goal"],
+    "metarl/AntVel-v0": ["velocity"],
+    "metarl/HumanoidDir-v0": ["angle"],
+    "metarl/Walker2dRandParams-v0": ["body_mass", "body_inertia", "dof_damping", "geom_friction"],
+    "metarl/HopperRandParams-v0": ["body_mass", "body_inertia", "dof_damping", "geom_friction"],
 }
 SPECIFIC_BAD_TASKS = [
     ("metarl/Navigation2D-v0", {"goal": [0.1]}, "goal"),
@@ -450,6 +527,15 @@ SPECIFIC_BAD_TASKS = [
     ("metarl/HalfCheetahVel-v0", {"velocity": [1.0]}, "velocity"),
     ("metarl/HalfCheetahVel-v0", {"velocity": "1.0"}, "velocity"),
     ("metarl/AntDir2D-v0", {"angle": [0.0, 1.0]}, "angle"),
+    *[
+        (env_id, change, field)
+        for env_id in RAND_PARAMS_IDS
+        for change, field in [
+            (lambda task: {**task, "body_mass": [0.0] * len(task["body_mass"])}, "body_mass"),
+            (lambda task: {**task, "dof_damping": [-1.0] * len(task["dof_damping"])}, "damping"),
+            (lambda task: {**task, "geom_friction": task["geom_friction"][:-1]}, "geom_friction"),
+        ]
+    ],
 ]
 
 
@@ -496,7 +582,8 @@ def test_malformed_tasks_raise_value_error_naming_the_field(env_id, field, mutat
 
 @pytest.mark.parametrize("env_id, task, substring", SPECIFIC_BAD_TASKS)
 def test_tasks_outside_their_domain_raise_value_error(env_id, task, substring):
-    assert_rejected_by_every_route(sample_task(env_id)[0], task, substring)
+    env, good = sample_task(env_id)
+    assert_rejected_by_every_route(env, task(good) if callable(task) else task, substring)
 
 
 @pytest.mark.parametrize(

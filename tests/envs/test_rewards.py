@@ -190,3 +190,112 @@ def test_tabular_mdp_samples_next_states_and_noise_from_the_task():
     np.testing.assert_allclose(frequencies, task["transitions"][0][2], atol=0.04)
     assert np.mean(noise) == pytest.approx(0.0, abs=4 / np.sqrt(n))
     assert np.std(noise) == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.mark.parametrize("task", [{"velocity": 0.4}, {"velocity": 2.5}])
+def test_ant_vel(task):
+    env = make("metarl/AntVel-v0")
+    env.reset(seed=5, options={"task": task})
+    dt = env.model.opt.timestep * 5
+    for action in seeded_actions(env, 5):
+        before, after, (_, reward, terminated, _, _) = step_with_torso(env, action)
+        velocity = (after[0] - before[0]) / dt
+        healthy = ant_healthy(env.data)
+        expected = (
+            -abs(velocity - task["velocity"])
+            + 1.0 * healthy
+            - 0.5 * np.sum(action**2)
+            - contact_cost(env.data)
+        )
+        assert reward == pytest.approx(expected, abs=1e-9)
+        assert terminated == (not healthy)
+        if terminated:
+            break
+
+
+@pytest.mark.parametrize("angle", [0.0, 2.0, 5.5])
+def test_humanoid_dir(angle):
+    from gymnasium.envs.mujoco.humanoid_v5 import mass_center
+
+    env = make("metarl/HumanoidDir-v0")
+    env.reset(seed=6, options={"task": {"angle": angle}})
+    direction = np.array([np.cos(angle), np.sin(angle)])
+    for action in seeded_actions(env, 6):
+        before = mass_center(env.model, env.data)
+        _, reward, terminated, _, info = env.step(action)
+        velocity = (mass_center(env.model, env.data) - before) / env.dt
+        healthy = 1.0 < env.data.qpos[2] < 2.0
+        contact = min(5e-7 * float(np.sum(env.data.cfrc_ext**2)), 10.0)
+        expected = (
+            1.25 * float(direction @ velocity) + 5.0 * healthy - 0.1 * np.sum(action**2) - contact
+        )
+        assert reward == pytest.approx(expected, abs=1e-9)
+        assert info["reward_contact"] == pytest.approx(-contact)
+        assert terminated == (not healthy)
+        if terminated:
+            break
+
+
+def test_humanoid_dir_along_x_is_gymnasiums_humanoid():
+    """θ = 0 turns the task's reward into v5's own forward reward: same observations, rewards
+    and terminations as `Humanoid-v5` from the same seed."""
+    ours, theirs = make("metarl/HumanoidDir-v0"), make("Humanoid-v5")
+    obs_a, _ = ours.reset(seed=7, options={"task": {"angle": 0.0}})
+    obs_b, _ = theirs.reset(seed=7)
+    np.testing.assert_array_equal(obs_a, obs_b)
+    for action in seeded_actions(ours, 7):
+        obs_a, reward_a, done_a, _, _ = ours.step(action)
+        obs_b, reward_b, done_b, _, _ = theirs.step(action)
+        np.testing.assert_array_equal(obs_a, obs_b)
+        assert reward_a == pytest.approx(reward_b, abs=1e-12)
+        assert done_a == done_b
+        if done_a:
+            break
+
+
+@pytest.mark.parametrize(
+    "env_id, base_id, healthy",
+    [
+        (
+            "metarl/Walker2dRandParams-v0",
+            "Walker2d-v5",
+            lambda q, v: 0.8 < q[1] < 2.0 and -1.0 < q[2] < 1.0,
+        ),
+        (
+            "metarl/HopperRandParams-v0",
+            "Hopper-v5",
+            lambda q, v: (
+                0.7 < q[1]
+                and -0.2 < q[2] < 0.2
+                and bool(np.all(np.abs(np.concatenate([q[2:], v])) < 100))
+            ),
+        ),
+    ],
+)
+def test_rand_params_rewards_are_the_base_envs(env_id, base_id, healthy):
+    """The reward is v5's forward + healthy − control, whatever the task; with every multiplier
+    1 the env is the base env itself, step for step."""
+    env, base = make(env_id), make(base_id)
+    env.reset(seed=8)
+    unit = {name: np.ones_like(values).tolist() for name, values in env.get_task().items()}
+    for task in (env.get_task(), unit):
+        env.reset(seed=8, options={"task": task})
+        base.reset(seed=8)
+        dt = env.model.opt.timestep * 4
+        for action in seeded_actions(env, 8):
+            x_before = env.data.qpos[0]
+            obs, reward, terminated, _, info = env.step(action)
+            velocity = (env.data.qpos[0] - x_before) / dt
+            is_healthy = healthy(env.data.qpos, env.data.qvel)
+            assert reward == pytest.approx(
+                velocity + 1.0 * is_healthy - 1e-3 * np.sum(action**2), abs=1e-9
+            )
+            assert info["reward_forward"] == pytest.approx(velocity)
+            assert terminated == (not is_healthy)
+            np.testing.assert_array_equal(obs[-env.model.nv :], np.clip(env.data.qvel, -10, 10))
+            if task is unit:
+                base_obs, base_reward, base_done, _, _ = base.step(action)
+                np.testing.assert_array_equal(obs, base_obs)
+                assert reward == base_reward and terminated == base_done
+            if terminated:
+                break
