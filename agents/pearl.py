@@ -42,7 +42,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -67,7 +67,7 @@ from metarl.agents.pearl_networks import (
 from metarl.backend.device import adam
 from metarl.backend.progress import SILENT, Progress
 from metarl.envs.base import Task
-from metarl.sampling.episodes import Episodes
+from metarl.sampling.episodes import EpisodeOutcomes, Episodes
 from metarl.sampling.sampler import VectorSampler
 from metarl.sampling.tasks import HELD_OUT_SEED_OFFSET, held_out_tasks, task_source
 
@@ -387,15 +387,15 @@ class PEARL:
 
     def collect(
         self, task_ids: Tensor, episodes: int, update_posterior: bool, to_encoder: bool
-    ) -> tuple[int, list[float], list[float]]:
+    ) -> tuple[int, Collected, Collected]:
         """oyster's `collect_data`, batched across the training tasks `task_ids`: `episodes` per
         task, the first with z from the prior (oyster's `clear_z`). With `update_posterior` the
         posterior is inferred again from the task's encoder buffer after every episode
         (`update_posterior_rate` = 1) and each later episode runs with z from it; without, all
         run with z from the prior (rate ∞). Rows go to the replay buffer (and, `to_encoder`, to
-        the encoder buffer). Returns env steps and the returns of the prior-z and the
+        the encoder buffer). Returns env steps and the outcomes of the prior-z and the
         posterior-z episodes."""
-        steps, prior_returns, posterior_returns = 0, [], []
+        steps, prior_returns, posterior_returns = 0, Collected(), Collected()
         if episodes == 0:
             return steps, prior_returns, posterior_returns
         first = 1 if update_posterior else episodes
@@ -410,16 +410,17 @@ class PEARL:
             ids = task_ids.repeat_interleave(count)
             zs = self.sample_z(*self.posterior_from_buffer(ids))
             s, r = self.run_and_store(ids, zs, to_encoder)
-            steps, posterior_returns, done = steps + s, posterior_returns + r, done + count
+            steps, done = steps + s, done + count
+            posterior_returns.extend(r)
         return steps, prior_returns, posterior_returns
 
-    def run_and_store(self, ids: Tensor, zs: Tensor, to_encoder: bool) -> tuple[int, list[float]]:
+    def run_and_store(self, ids: Tensor, zs: Tensor, to_encoder: bool) -> tuple[int, Collected]:
         """One episode on training task ids[i] with zs[i] each; the rows go to the replay buffer
-        (and the encoder buffer). Returns env steps and the episodes' returns."""
-        steps, returns, column = 0, [], 0
+        (and the encoder buffer). Returns env steps and the episodes' outcomes."""
+        steps, returns, column = 0, Collected(), 0
         for batch in self.rollout([self.train_tasks[i] for i in ids.tolist()], zs):
             steps += batch.num_env_steps
-            returns += batch.episode_returns().tolist()
+            returns.add(batch)
             for rows in self.transitions(batch):
                 task = int(ids[column])
                 self.replay.add(task, rows)
@@ -533,7 +534,7 @@ class PEARL:
         gradient steps, `test_return` on held-out tasks (every `eval_every` iterations, else
         NaN) and `alpha`."""
         cfg = self.config
-        steps, prior_returns, posterior_returns = 0, [], []
+        steps, prior_returns, posterior_returns = 0, Collected(), Collected()
         if self.iteration == 0:
             all_tasks = torch.arange(cfg.num_train_tasks)
             steps, prior_returns, _ = self.collect(all_tasks, cfg.num_initial_episodes, False, True)
@@ -548,8 +549,8 @@ class PEARL:
         ):
             s, prior, posterior = self.collect(sampled, episodes, update_posterior, to_encoder)
             steps += s
-            prior_returns += prior
-            posterior_returns += posterior
+            prior_returns.extend(prior)
+            posterior_returns.extend(posterior)
 
         totals: dict[str, Tensor] = {}
         self.progress.phase("gradient steps", cfg.num_gradient_steps)
@@ -565,16 +566,25 @@ class PEARL:
             for key in ("critic_loss", "actor_loss", "kl", "q_mean", "entropy", "z_variance")
         }
         self.iteration += 1
-        test_return = math.nan
+        test_return = test_success = math.nan
         if cfg.eval_every and self.iteration % cfg.eval_every == 0:
-            test_return = (
-                self.trial_returns(self.eval_tasks, cfg.episodes_per_trial)[-1].mean().item()
-            )
+            test = self.trial_outcomes(self.eval_tasks, cfg.episodes_per_trial)
+            test_return = test.returns[-1].mean().item()
+            if test.successes is not None:
+                test_success = test.successes[-1].mean().item()
+        successes = {}
+        if self.task_env.reports_success:  # Meta-World: the success rates beside the returns
+            successes = {
+                "prior_success": _mean(prior_returns.successes),
+                "posterior_success": _mean(posterior_returns.successes),
+                "test_success": test_success,
+            }
         return {
             "env_steps": float(steps),
-            "prior_return": _mean(prior_returns),
-            "posterior_return": _mean(posterior_returns),
+            "prior_return": _mean(prior_returns.returns),
+            "posterior_return": _mean(posterior_returns.returns),
             "test_return": test_return,
+            **successes,
             **losses,
             "alpha": self.log_alpha.exp().item(),
         }
@@ -582,13 +592,20 @@ class PEARL:
     # ----- evaluation -------------------------------------------------------------------------
 
     def trial_returns(self, tasks: Sequence[Task], episodes: int) -> Tensor:
-        """Return of episode i of one trial per task, `[episodes, len(tasks)]` (TrialAgent):
+        """Return of episode i of one trial per task, `[episodes, len(tasks)]` (TrialAgent);
+        see `trial_outcomes`."""
+        return self.trial_outcomes(tasks, episodes).returns
+
+    def trial_outcomes(self, tasks: Sequence[Task], episodes: int) -> EpisodeOutcomes:
+        """Return (and success, where the env reports it) of episode i of one trial per task,
+        `[episodes, len(tasks)]`:
         episode 0 with z from the prior, episode i with z from the posterior given all the
         transitions of episodes 0..i-1 of that task (the paper's online evaluation). z and the
         sampler's randomness come from evaluation's own streams (`eval_generator`,
         `eval_sampler_state`): the training streams are left where they were."""
         cfg, n = self.config, len(tasks)
         returns = torch.zeros(episodes, n)
+        successes: Tensor | None = torch.zeros(episodes, n)
         context: list[list[Tensor]] = [[] for _ in range(n)]
         training_sampler_state = self.sampler.state_dict()
         self.sampler.load_state_dict(self.eval_sampler_state)
@@ -604,13 +621,18 @@ class PEARL:
                 column = 0
                 for batch in self.rollout(list(tasks), zs, deterministic=cfg.eval_deterministic):
                     returns[i, column : column + len(batch.tasks)] = batch.episode_returns().float()
+                    success = batch.episode_successes()
+                    if success is None:
+                        successes = None
+                    elif successes is not None:
+                        successes[i, column : column + len(batch.tasks)] = success.float()
                     for rows in self.transitions(batch):
                         context[column].append(rows)
                         column += 1
         finally:
             self.eval_sampler_state = self.sampler.state_dict()
             self.sampler.load_state_dict(training_sampler_state)
-        return returns
+        return EpisodeOutcomes(returns, successes)
 
     def posterior_of(self, context: list[list[Tensor]]) -> tuple[Tensor, Tensor]:
         """q(z|c) [n, L] for n tasks' lists of row blocks (padded and masked to one tensor)."""
@@ -676,6 +698,27 @@ class PEARL:
         sampler = getattr(self, "sampler", None)
         if sampler is not None:
             sampler.close()
+
+
+@dataclass
+class Collected:
+    """The returns of a collection's episodes, one per episode, and their successes (1 or 0)
+    where the env reports success (empty where it does not)."""
+
+    returns: list[float] = field(default_factory=list)
+    successes: list[float] = field(default_factory=list)
+
+    def add(self, batch: Episodes) -> None:
+        """Append the episodes of `batch`."""
+        self.returns += batch.episode_returns().tolist()
+        success = batch.episode_successes()
+        if success is not None:
+            self.successes += success.tolist()
+
+    def extend(self, other: Collected) -> None:
+        """Append the episodes of `other`."""
+        self.returns += other.returns
+        self.successes += other.successes
 
 
 def _mean(values: list[float]) -> float:

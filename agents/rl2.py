@@ -28,7 +28,7 @@ from metarl.backend.losses import clipped_surrogate_loss, masked_mean, mean_kl
 from metarl.backend.progress import SILENT, Progress
 from metarl.envs.base import Task
 from metarl.policies import Params, make_recurrent_policy, unroll
-from metarl.sampling.episodes import Episodes
+from metarl.sampling.episodes import EpisodeOutcomes, Episodes
 from metarl.sampling.tasks import task_source
 
 Previous = tuple[Tensor, Tensor, Tensor]  # previous (action, reward, done), each [T, B, ...]
@@ -187,8 +187,15 @@ class RL2(OwnsSampler, ABC):
         tasks = self.task_env.sample_tasks(cfg.meta_batch_size)
         episodes = self.sample_trials(tasks, cfg.episodes_per_trial)
         returns = episodes.episode_returns().reshape(len(tasks), cfg.episodes_per_trial)
+        successes = episodes.episode_successes()
         episodes = episodes.to(self.device)
         metrics = self.update(episodes, self.advantages(episodes))
+        if successes is not None:  # the first and last episodes' success rates (Meta-World)
+            successes = successes.reshape(len(tasks), cfg.episodes_per_trial)
+            metrics |= {
+                "first_episode_success": successes[:, 0].mean().item(),
+                "last_episode_success": successes[:, -1].mean().item(),
+            }
         return {
             "trial_return": returns.sum(1).mean().item(),
             "return": returns.mean().item(),
@@ -200,12 +207,23 @@ class RL2(OwnsSampler, ABC):
 
     def trial_returns(self, tasks: Sequence[Task], episodes: int) -> Tensor:
         """Return of each episode of one trial per task `[episodes, len(tasks)]` (TrialAgent)."""
+        return self.trial_outcomes(tasks, episodes).returns
+
+    def trial_outcomes(self, tasks: Sequence[Task], episodes: int) -> EpisodeOutcomes:
+        """`trial_returns` and, where the env reports success, each episode's success (1 or 0)
+        in the same shape."""
         size = self.config.meta_batch_size  # the sampler's envs
-        chunks = [
-            self.sample_trials(tasks[i : i + size], episodes).episode_returns()
-            for i in range(0, len(tasks), size)
+        batches = [
+            self.sample_trials(tasks[i : i + size], episodes) for i in range(0, len(tasks), size)
         ]
-        return torch.cat(chunks).reshape(len(tasks), episodes).T.float()
+
+        def per_episode(values: list[Tensor]) -> Tensor:
+            return torch.cat(values).reshape(len(tasks), episodes).T.float()
+
+        returns = per_episode([batch.episode_returns() for batch in batches])
+        successes = [batch.episode_successes() for batch in batches]
+        success = None if any(s is None for s in successes) else per_episode(successes)
+        return EpisodeOutcomes(returns, success)
 
     def state_dict(self) -> dict[str, Any]:
         """Policy, and the task and sampler RNG states (subclasses add their own)."""

@@ -137,6 +137,9 @@ class TaskEnv:
     task_distribution: TaskDistribution
     np_random: np.random.Generator
     _task: Task | None = None
+    reports_success: bool = False
+    """Whether every step's `info` carries `success` (Meta-World), which the sampler records
+    and the agents report as success rates beside the returns."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         """Reject unknown keyword arguments before `__init__` runs, with a `ValueError` that
@@ -164,6 +167,12 @@ class TaskEnv:
         """Draw `n` tasks from the training distribution with the env's seeded RNG."""
         n = check_int("sample_tasks's n", n, low=0)
         return self.task_distribution.sample(self.np_random, n)
+
+    def sample_test_tasks(self, n: int) -> list[Task]:
+        """Draw `n` held-out tasks with the env's seeded RNG: from the training distribution
+        here (evaluation seeds it apart from training); an env with its own test split
+        (Meta-World) draws from that."""
+        return self.sample_tasks(n)
 
     def set_task(self, task: Mapping[str, Any]) -> None:
         """Validate `task` and make it the env's task; it persists across `reset`."""

@@ -50,7 +50,7 @@ from metarl.backend.optim import MatVec, gauss_newton_operator, leaves
 from metarl.backend.progress import SILENT, Progress
 from metarl.envs.base import Task
 from metarl.policies import DistParams, Params, call, make_policy, parameters
-from metarl.sampling.episodes import Episodes
+from metarl.sampling.episodes import EpisodeOutcomes, Episodes
 from metarl.sampling.tasks import task_source
 
 LOG_LR_PREFIX = "log_inner_lr."
@@ -172,12 +172,17 @@ class MetaBatch:
     """The post-update episodes, the outer loss's."""
 
     def metrics(self) -> dict[str, float]:
-        """Mean pre- and post-update episode return, and the env steps of every stage."""
-        return {
+        """Mean pre- and post-update episode return (and success rate, where the env reports
+        success), and the env steps of every stage."""
+        metrics = {
             "pre_return": self.stages[0].episode_returns().mean().item(),
             "post_return": self.stages[-1].episode_returns().mean().item(),
             "env_steps": float(sum(e.num_env_steps for e in self.stages)),
         }
+        pre, post = self.stages[0].episode_successes(), self.stages[-1].episode_successes()
+        if pre is not None and post is not None:
+            metrics |= {"pre_success": pre.mean().item(), "post_success": post.mean().item()}
+        return metrics
 
 
 class GradientInnerLoop:
@@ -402,20 +407,30 @@ class GradientInnerLoop:
         post = TaskStack.of(stages[-1], cfg.discount, cfg.gae_lambda).to(self.device)
         return MetaBatch(tasks, inner, stages, adapted, post)
 
-    def adaptation_returns(
+    def adaptation_outcomes(
         self, tasks: Sequence[Task], num_steps: int, deterministic: bool = False
-    ) -> Tensor:
-        """Mean episode return of each task after 0, 1, …, num_steps inner steps [K+1, tasks]:
-        any number of tasks, adapted `meta_batch_size` at a time (what the sampler holds)."""
+    ) -> EpisodeOutcomes:
+        """Mean episode return (and success rate) of each task after 0, 1, …, num_steps inner
+        steps [K+1, tasks]: any number of tasks, adapted `meta_batch_size` at a time (what the
+        sampler holds)."""
         batch = self.config.meta_batch_size
-        chunks = []
+        returns, successes = [], []
         for start in range(0, len(tasks), batch):
             chunk = tasks[start : start + batch]
             _, stages, _ = self.sample_adaptation(chunk, num_steps, deterministic)
-            chunks.append(
-                torch.stack([e.episode_returns().reshape(len(chunk), -1).mean(1) for e in stages])
-            )
-        return torch.cat(chunks, dim=1)
+            returns.append(torch.stack([per_task(e.episode_returns(), len(chunk)) for e in stages]))
+            if all(e.successes is not None for e in stages):
+                successes.append(
+                    torch.stack([per_task(e.episode_successes(), len(chunk)) for e in stages])
+                )
+        success = torch.cat(successes, dim=1) if len(successes) == len(returns) else None
+        return EpisodeOutcomes(torch.cat(returns, dim=1), success)
+
+    def adaptation_returns(
+        self, tasks: Sequence[Task], num_steps: int, deterministic: bool = False
+    ) -> Tensor:
+        """Mean episode return of each task after 0, 1, …, num_steps inner steps [K+1, tasks]."""
+        return self.adaptation_outcomes(tasks, num_steps, deterministic).returns
 
     # ----- checkpoints ------------------------------------------------------------------------
 
@@ -484,6 +499,12 @@ class InnerLoopAgent:
         """Mean episode return of each task after 0, 1, …, num_steps inner steps [K+1, tasks]."""
         return self.inner_loop.adaptation_returns(tasks, num_steps, deterministic)
 
+    def adaptation_outcomes(
+        self, tasks: Sequence[Task], num_steps: int, deterministic: bool = False
+    ) -> EpisodeOutcomes:
+        """`adaptation_returns` with the success rates beside them (`EpisodeOutcomes`)."""
+        return self.inner_loop.adaptation_outcomes(tasks, num_steps, deterministic)
+
     def close(self) -> None:
         """Release the sampler."""
         self.inner_loop.close()
@@ -520,3 +541,8 @@ def _unstack(stacked: Params) -> list[Params]:
     """Per-task parameter dicts from stacked [n, ...] tensors (the sampler's form)."""
     num_tasks = next(iter(stacked.values())).shape[0]
     return [{name: p[i] for name, p in stacked.items()} for i in range(num_tasks)]
+
+
+def per_task(values: Tensor, num_tasks: int) -> Tensor:
+    """The mean over each task's episodes of per-episode `values` (task-major) [num_tasks]."""
+    return values.reshape(num_tasks, -1).mean(1)

@@ -23,28 +23,33 @@ AXIS_LABELS = {"adapt_steps": "adaptation steps", "episode": "episode of the tri
 
 
 def write_result(out_dir: Path, result: dict[str, Any]) -> None:
-    """`adaptation.json`, `.csv` and `.png` (return with its 95% CI) in `out_dir`, each
-    written atomically."""
+    """`adaptation.json`, `.csv` and `.png` (return with its 95% CI, and the success rate
+    beside it where the env reports success) in `out_dir`, each written atomically."""
     out_dir = make_folder(out_dir)
     text = json.dumps(result, indent=1).encode()
     write_atomically(out_dir / "adaptation.json", lambda file: file.write(text))
     axis = result["axis"]
+    success = "success_rate" in result
     columns = [axis, "adaptation_env_steps", "mean_return", "ci95"]
+    columns += ["success_rate", "success_ci95"] if success else []
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")
     writer.writerow(columns)
     writer.writerows(zip(*(result[c] for c in columns), strict=True))
     csv_bytes = table.getvalue().encode()
     write_atomically(out_dir / "adaptation.csv", lambda file: file.write(csv_bytes))
-    figure = Figure(figsize=(5, 3.5))
-    axes = figure.subplots()
-    axes.errorbar(result[axis], result["mean_return"], yerr=result["ci95"], marker="o", capsize=4)
+    figure = Figure(figsize=(9 if success else 5, 3.5))
+    panels = figure.subplots(1, 2 if success else 1, squeeze=False)[0]
     title = f"{result['agent']} on {result['env']}\n{result['tasks']} held-out tasks"
     if "mean_total_reward" in result:
         title += f", total {result['mean_total_reward']:.1f} ± {result['total_reward_ci95']:.1f}"
-    axes.set(xlabel=AXIS_LABELS[axis], ylabel="mean return (95% CI)", title=title)
-    if len(result[axis]) <= 20:
-        axes.set_xticks(result[axis])
+    series = [("mean_return", "ci95", "mean return (95% CI)")]
+    series += [("success_rate", "success_ci95", "success rate (95% CI)")] if success else []
+    for axes, (values, ci, label) in zip(panels, series, strict=True):
+        axes.errorbar(result[axis], result[values], yerr=result[ci], marker="o", capsize=4)
+        axes.set(xlabel=AXIS_LABELS[axis], ylabel=label, title=title)
+        if len(result[axis]) <= 20:
+            axes.set_xticks(result[axis])
     figure.tight_layout()
     save_figure(figure, out_dir / "adaptation.png")
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -28,6 +29,8 @@ class Episodes:
     mask: Tensor  # [T, B] float32, 1 on real steps, 0 on padding
     task_index: Tensor  # [B] int64
     tasks: list[Task]
+    successes: Tensor | None = None  # [T, B] bool, info["success"] of each step (Meta-World),
+    # None for envs that report no success
 
     @property
     def num_env_steps(self) -> int:
@@ -42,13 +45,25 @@ class Episodes:
 
     def episode_returns(self) -> Tensor:
         """Undiscounted return of every episode, column by column in time order [num_episodes]."""
+        return self._per_episode(self.rewards.double(), torch.Tensor.index_add_)
+
+    def episode_successes(self) -> Tensor | None:
+        """Whether every episode succeeded, 1.0 or 0.0 in `episode_returns`' order: an episode
+        succeeds if `info["success"]` was set at any of its steps (Meta-World's definition).
+        None where the env reports no success."""
+        if self.successes is None:
+            return None
+        return self._per_episode(self.successes.double(), _index_max_)
+
+    def _per_episode(self, values: Tensor, reduce: Any) -> Tensor:
+        """`reduce(out, 0, episode_id, values)` over the real steps of every episode, column by
+        column in time order [num_episodes] float64."""
         episode_id = torch.cumsum(self.dones.T.flatten().long(), 0) - self.dones.T.flatten().long()
         valid = self.mask.T.flatten().bool()
         count = int(self.dones.sum().item())
-        sums = torch.zeros(count or 1, dtype=torch.float64, device=self.rewards.device)
-        rewards = self.rewards.T.flatten().double()
-        sums.index_add_(0, episode_id[valid], rewards[valid])
-        return sums[:count]
+        out = torch.zeros(count or 1, dtype=torch.float64, device=self.rewards.device)
+        reduce(out, 0, episode_id[valid], values.T.flatten()[valid])
+        return out[:count]
 
     def to(self, device: torch.device) -> Episodes:
         """The batch with its tensors on `device` (the update's; the sampler's are the CPU's),
@@ -56,7 +71,7 @@ class Episodes:
         if self.mask.device == device:
             return self
         moved = {
-            name: value.to(device) if isinstance(value, Tensor) else value
+            name: value.to(device) if isinstance(value, Tensor) else value  # None stays None
             for name, value in vars(self).items()
         }
         return Episodes(**moved)
@@ -74,3 +89,17 @@ class Episodes:
         prev_dones = torch.zeros_like(self.rewards)
         prev_dones[1:] = self.dones[:-1].float()
         return prev_actions, prev_rewards, prev_dones
+
+
+def _index_max_(out: Tensor, dim: int, index: Tensor, values: Tensor) -> Tensor:
+    """`out[index[i]] = max(out[index[i]], values[i])` in place (`index_add_`'s signature)."""
+    return out.index_reduce_(dim, index, values, "amax")
+
+
+class EpisodeOutcomes(NamedTuple):
+    """What an evaluation measures of episodes, in one shape (e.g. [adapt steps + 1, tasks] or
+    [episodes, tasks]): their mean returns, and their success rates where the env reports
+    success (Meta-World), else None."""
+
+    returns: Tensor
+    successes: Tensor | None

@@ -24,7 +24,9 @@ import numpy as np
 from metarl.envs.base import Task
 
 EnvFn = Callable[[], gym.Env]
-StepResult = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+StepResult = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
+"""(observations [n, ...], rewards, terminated, truncated, success) [n]: success is each env's
+`info["success"]` (Meta-World's), None when the envs report none."""
 
 
 class EnvGroup:
@@ -50,10 +52,13 @@ class EnvGroup:
         return np.stack(observations)
 
     def step(self, env_ids: Sequence[int], actions: np.ndarray) -> StepResult:
-        """Step the named envs; returns (obs [n, ...], rewards, terminated, truncated) [n]."""
+        """Step the named envs; returns (obs [n, ...], rewards, terminated, truncated, success)."""
         results = [self.envs[int(i)].step(a) for i, a in zip(env_ids, actions, strict=True)]
-        obs, rewards, terminated, truncated, _ = zip(*results, strict=True)
-        return np.stack(obs), np.array(rewards), np.array(terminated), np.array(truncated)
+        obs, rewards, terminated, truncated, infos = zip(*results, strict=True)
+        success = None
+        if all("success" in info for info in infos):
+            success = np.array([bool(info["success"]) for info in infos])
+        return np.stack(obs), np.array(rewards), np.array(terminated), np.array(truncated), success
 
     def close(self) -> None:
         """Close every env of the group."""
@@ -133,9 +138,12 @@ class GymBatchEnv:
         return np.concatenate(parts)
 
     def step(self, env_ids: np.ndarray, actions: np.ndarray) -> StepResult:
-        """Step the named envs; returns (obs [n, ...], rewards, terminated, truncated) [n]."""
+        """Step the named envs; returns (obs [n, ...], rewards, terminated, truncated, success)
+        (`StepResult`), the workers' parts joined in the order of `env_ids`."""
         parts = self._call("step", env_ids, actions)
-        return tuple(np.concatenate(field) for field in zip(*parts, strict=True))
+        *arrays, successes = zip(*parts, strict=True)
+        success = None if any(s is None for s in successes) else np.concatenate(successes)
+        return (*(np.concatenate(field) for field in arrays), success)
 
     def close(self) -> None:
         """Stop the workers (terminating any that do not exit) and close every env."""

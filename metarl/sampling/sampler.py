@@ -235,10 +235,12 @@ class VectorSampler:
         def finish(g: int, step: _Pending) -> None:
             """Record the outcome of group `g`'s step and end or restart its finished episodes."""
             ids = step.ids
-            next_obs, rewards, terminated, truncated = step.outcome()
+            next_obs, rewards, terminated, truncated, *success = step.outcome()
             episode_steps[ids] += 1
             dones = terminated | truncated | (episode_steps[ids] >= self.horizon)
             buffers.record_outcome(group_steps[g], ids, step.full, rewards, dones, terminated)
+            if success and success[0] is not None:  # the generic path's info["success"]
+                buffers.record_success(group_steps[g], ids, success[0])
             actor.remember(ids, step.actions, rewards, dones)
             obs[ids] = next_obs
             if dones.any():
@@ -365,6 +367,7 @@ class _Buffers:
         }
         self._arrays["terminated"] = self.terminated.numpy()
         self._arrays["mask"] = self.mask.numpy()
+        self.successes: Tensor | None = None  # made at the first success an env reports
 
     def record_action(
         self,
@@ -402,6 +405,12 @@ class _Buffers:
         arrays["dones"][t, where] = dones
         arrays["terminated"][t, where] = terminated
 
+    def record_success(self, t: int, ids: np.ndarray, success: np.ndarray) -> None:
+        """Step `t`'s `info["success"]` of the envs `ids`."""
+        if self.successes is None:
+            self.successes = torch.zeros_like(self.dones)
+        self.successes.numpy()[t, ids] = success
+
     def episodes(self, steps: int, task_index: Tensor, tasks: list) -> Episodes:
         return Episodes(
             observations=self.observations[:steps],
@@ -413,6 +422,7 @@ class _Buffers:
             mask=self.mask[:steps],
             task_index=task_index,
             tasks=tasks,
+            successes=None if self.successes is None else self.successes[:steps],
         )
 
 

@@ -25,10 +25,11 @@ def task_source(env_id: str, env_kwargs: dict[str, Any], seed: int) -> TaskEnv:
 
 
 def held_out_tasks(env: str, env_kwargs: dict[str, Any], seed: int, num_tasks: int) -> list[Task]:
-    """`num_tasks` tasks drawn by the env's own distribution, seeded with `seed` (a run's
-    held-out tasks use its training seed + `HELD_OUT_SEED_OFFSET`)."""
+    """`num_tasks` held-out tasks drawn by the env (`sample_test_tasks`: its test split where it
+    has one), seeded with `seed` (a run's held-out tasks use its training seed +
+    `HELD_OUT_SEED_OFFSET`)."""
     task_env = task_source(resolve_env_id(env), env_kwargs, seed)
     try:
-        return task_env.sample_tasks(num_tasks)
+        return task_env.sample_test_tasks(num_tasks)
     finally:
         task_env.close()

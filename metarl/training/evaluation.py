@@ -17,6 +17,7 @@ from torch import Tensor
 
 from metarl.envs import resolve_env_id
 from metarl.envs.base import Task
+from metarl.sampling.episodes import EpisodeOutcomes
 from metarl.sampling.tasks import HELD_OUT_SEED_OFFSET, held_out_tasks
 from metarl.training.checkpoint import load_checkpoint, restore_agent
 from metarl.training.config import build_config
@@ -50,7 +51,7 @@ def evaluate(
         horizon = run.config.get("horizon") or _registered_horizon(run.env)
         if hasattr(agent, "trial_returns"):
             episodes = episodes or run.config["episodes_per_trial"]
-            summary = trial_summary(agent.trial_returns(tasks, episodes), horizon)
+            summary = trial_summary(agent.trial_outcomes(tasks, episodes), horizon)
         elif hasattr(agent, "adaptation_returns"):
             summary = _steps_summary(agent, tasks, adapt_steps, horizon)
         else:
@@ -96,7 +97,7 @@ def evaluate_reference(
     )
     try:
         tasks = held_out_tasks(env, env_kwargs, seed, num_tasks)
-        returns = agent.trial_returns(tasks, episodes)
+        outcomes = EpisodeOutcomes(agent.trial_returns(tasks, episodes), None)  # no success
     finally:
         agent.close()
     horizon = _registered_horizon(env)
@@ -107,14 +108,16 @@ def evaluate_reference(
         "config": config or {},
         "tasks": num_tasks,
         "task_seed": seed,
-        **trial_summary(returns, horizon),
+        **trial_summary(outcomes, horizon),
     }
     return result
 
 
-def trial_summary(returns: Tensor, horizon: int) -> dict[str, Any]:
-    """Mean return of each episode index of the trials `returns` `[episodes, tasks]`, and the
-    mean total reward per trial (the RL² tables' measure), each with its 95% CI."""
+def trial_summary(outcomes: EpisodeOutcomes, horizon: int) -> dict[str, Any]:
+    """Mean return of each episode index of the trials (`outcomes` `[episodes, tasks]`), and
+    the mean total reward per trial (the RL² tables' measure), each with its 95% CI; and the
+    success rate of each episode index where the env reports success."""
+    returns = outcomes.returns
     mean, ci = mean_ci95(returns)
     total, total_ci = mean_ci95(returns.sum(0))
     episodes = returns.shape[0]
@@ -126,7 +129,17 @@ def trial_summary(returns: Tensor, horizon: int) -> dict[str, Any]:
         "ci95": ci.tolist(),
         "mean_total_reward": total.item(),
         "total_reward_ci95": total_ci.item(),
+        **success_summary(outcomes.successes),
     }
+
+
+def success_summary(successes: Tensor | None) -> dict[str, Any]:
+    """`success_rate` of each point over the tasks `[points, tasks]` with its 95% CI
+    (`success_ci95`), or nothing where the env reports no success."""
+    if successes is None:
+        return {}
+    rate, ci = mean_ci95(successes)
+    return {"success_rate": rate.tolist(), "success_ci95": ci.tolist()}
 
 
 def mean_ci95(values: Tensor) -> tuple[Tensor, Tensor]:
@@ -140,7 +153,8 @@ def mean_ci95(values: Tensor) -> tuple[Tensor, Tensor]:
 def _steps_summary(agent: Any, tasks: list[Task], adapt_steps: int, horizon: int) -> dict:
     """Return after each number of inner steps; each step adapts on `episodes_per_task`
     episodes of `horizon` steps (nominal: an Ant episode may end early)."""
-    mean, ci = mean_ci95(agent.adaptation_returns(tasks, adapt_steps))
+    outcomes = agent.adaptation_outcomes(tasks, adapt_steps)
+    mean, ci = mean_ci95(outcomes.returns)
     per_step = agent.config.episodes_per_task * horizon
     return {
         "axis": "adapt_steps",
@@ -149,6 +163,7 @@ def _steps_summary(agent: Any, tasks: list[Task], adapt_steps: int, horizon: int
         "adaptation_env_steps": [k * per_step for k in range(adapt_steps + 1)],
         "mean_return": mean.tolist(),
         "ci95": ci.tolist(),
+        **success_summary(outcomes.successes),
     }
 
 

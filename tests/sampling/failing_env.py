@@ -35,3 +35,12 @@ class FailingEnv(WrappedNavigation):
         if self.calls == 3:
             raise FloatingPointError("physics exploded")
         return super().step(action)
+
+
+class SucceedingNavigation(WrappedNavigation):
+    """A Navigation2D that reports `info["success"]` as Meta-World does: set on the steps whose
+    reward (minus the distance to the goal) is above -0.3."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        return obs, reward, terminated, truncated, {**info, "success": float(reward > -0.3)}

@@ -34,3 +34,13 @@ def test_previous_step_inputs_shift_by_one_step_within_a_column():
     torch.testing.assert_close(prev_actions, torch.tensor([[0, 0], [0, 1], [2, 0]]))
     torch.testing.assert_close(prev_rewards, torch.tensor([[0.0, 0.0], [1.0, 10.0], [2.0, 20.0]]))
     torch.testing.assert_close(prev_dones, torch.tensor([[0.0, 0.0], [0.0, 0.0], [1.0, 1.0]]))
+
+
+def test_an_episode_succeeds_if_any_of_its_real_steps_succeeded():
+    episodes = two_columns()
+    assert episodes.episode_successes() is None  # the env reported no success
+    # Column 0: its first episode succeeds at its first step only, its second never; column 1
+    # succeeds only on a padding step, which does not count.
+    episodes.successes = torch.tensor([[True, False], [False, False], [False, True]])
+    torch.testing.assert_close(episodes.episode_successes(), torch.tensor([1.0, 0.0, 0.0]).double())
+    assert episodes.to(torch.device("cpu")).successes is episodes.successes
