@@ -7,6 +7,7 @@ imported only when `gymnasium.make` builds one. Each env offers `sample_tasks(n)
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,13 @@ class EnvEntry:
     entry_point: str
     max_episode_steps: int
     description: str
+    extra: str | None = None
+    """The pip extra the env needs (`pip install -e ".[extra]"`), None if it needs none."""
+
+    @property
+    def installed(self) -> bool:
+        """Whether the env can be made here: its extra's package is installed."""
+        return self.extra is None or importlib.util.find_spec(self.extra) is not None
 
 
 ENVS: tuple[EnvEntry, ...] = (
@@ -94,6 +102,30 @@ ENVS: tuple[EnvEntry, ...] = (
         "metarl.envs.navigation:Navigation2DEnv",
         100,
         "A point moves to an unobserved goal in [-0.5, 0.5]²",
+    ),
+    EnvEntry(
+        "metarl/ML1-v0",
+        "ml1",
+        "metarl.envs.metaworld:ML1Env",
+        500,
+        "Meta-World ML1: one env (env_name, e.g. push-v3), 50 train and 50 test goals",
+        extra="metaworld",
+    ),
+    EnvEntry(
+        "metarl/ML10-v0",
+        "ml10",
+        "metarl.envs.metaworld:ML10Env",
+        500,
+        "Meta-World ML10: 10 train and 5 test manipulation envs, 50 goals each",
+        extra="metaworld",
+    ),
+    EnvEntry(
+        "metarl/ML45-v0",
+        "ml45",
+        "metarl.envs.metaworld:ML45Env",
+        500,
+        "Meta-World ML45: 45 train and 5 test manipulation envs, 50 goals each",
+        extra="metaworld",
     ),
     EnvEntry(
         "metarl/Bandit-v0",

@@ -16,6 +16,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("metarl: interrupted", file=sys.stderr)
         return 130
+    except OSError as error:  # a shared library that cannot load, at import
+        from metarl.cli.install_check import broken_mujoco
+
+        diagnosis = broken_mujoco(error)
+        if diagnosis is None:
+            raise
+        print(f"metarl: error: {diagnosis}", file=sys.stderr)
+        return 2
     except ImportError as error:
         # A Ctrl-C while a C extension (mujoco, torch) initializes surfaces as an ImportError
         # ("initialization failed") whose cause is the KeyboardInterrupt.

@@ -23,7 +23,8 @@ def _list(args: argparse.Namespace) -> int:
     short = max(len(e.short_name) for e in ENVS)
     print("Environments (full id, or its short name):")
     for entry in ENVS:
-        print(f"  {entry.id:<{width}}  {entry.short_name:<{short}}  {entry.description}")
+        needs = "" if entry.installed else f' (needs pip install -e ".[{entry.extra}]")'
+        print(f"  {entry.id:<{width}}  {entry.short_name:<{short}}  {entry.description}{needs}")
     print("Agents:")
     if not AGENTS:
         print("  none in this version yet")
@@ -49,7 +50,7 @@ def _first_comment(path: Path) -> str:
 def _demo(args: argparse.Namespace) -> int:
     from metarl.cli.demo import describe_task, random_policy_returns
 
-    names = args.env or [entry.id for entry in ENVS]
+    names = args.env or [entry.id for entry in ENVS if entry.installed]  # extras if there
     results = [
         result
         for name in names
@@ -195,8 +196,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     )
     axis = result["axis"]
     label = {"adapt_steps": "after {} adaptation step(s)", "episode": "episode {} of the trial"}
-    for x, mean, ci in zip(result[axis], result["mean_return"], result["ci95"], strict=True):
-        print(f"  {label[axis].format(x)}: {mean:10.2f} ± {ci:.2f}")
+    for i, (x, mean, ci) in enumerate(
+        zip(result[axis], result["mean_return"], result["ci95"], strict=True)
+    ):
+        success = ""
+        if "success_rate" in result:
+            rate, rate_ci = result["success_rate"][i], result["success_ci95"][i]
+            success = f"   success {100 * rate:5.1f}% ± {100 * rate_ci:.1f}"
+        print(f"  {label[axis].format(x)}: {mean:10.2f} ± {ci:.2f}{success}")
     if "mean_total_reward" in result:
         total, ci = result["mean_total_reward"], result["total_reward_ci95"]
         print(f"  total reward per trial: {total:.2f} ± {ci:.2f}")

@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 import metarl
 from metarl.agents import REFERENCE_AGENTS
 from metarl.agents.registry import REGISTRY
@@ -190,3 +192,29 @@ def test_an_import_error_that_is_not_an_interrupt_still_shows_its_traceback(tmp_
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
     )
     assert process.returncode == 1 and "libGL missing" in process.stderr, process.stderr
+
+
+def test_a_half_downgraded_mujoco_is_one_line_with_its_repair(monkeypatch, capsys):
+    """The import error of mujoco 3.3.0 beside mujoco-core 4.0.0 (the metaworld extra over
+    mujoco 4) becomes one line naming the repair; other OSErrors still raise."""
+    import builtins
+
+    from metarl.cli import install_check
+
+    versions = {"mujoco": "3.3.0", "mujoco-core": "4.0.0"}
+    monkeypatch.setattr(install_check.metadata, "version", versions.__getitem__)
+    real_import = builtins.__import__
+
+    def failing_import(name, *args, **kwargs):
+        if name == "metarl.cli.main":
+            raise OSError("libmujoco.so.4.0.0: cannot open shared object file")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", failing_import)
+    assert main(["list"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("metarl: error: mujoco 3.3.0 is installed beside mujoco-core 4.0.0")
+    assert "pip uninstall -y mujoco-core" in err and "\n" not in err
+    versions["mujoco-core"] = "3.3.0"  # the same versions: not this breakage, so it raises
+    with pytest.raises(OSError):
+        main(["list"])

@@ -12,12 +12,17 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from metarl.envs import ENVS
 
-ENV_IDS = [entry.id for entry in ENVS]
+# Meta-World's with its extra, but not ML45: Meta-World builds its goals in ~90 s per process
+# and seed (test_metaworld.py checks its splits once).
+ENV_IDS = [e.id for e in ENVS if e.installed and e.id != "metarl/ML45-v0"]
 # Advice the checkers print for every unbounded Box / non-unit action range; anything else fails.
 KNOWN_ADVICE = (
     "observation space minimum value is -infinity",
     "maximum value is infinity",
     "symmetric and normalized Box action space",
+    # Meta-World's goal-hidden observations hold the goal's 3 entries at 0, and its space says
+    # so with low = high = 0 there.
+    "maximum and minimum values are equal",
 )
 
 
