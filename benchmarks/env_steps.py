@@ -1,6 +1,6 @@
 """Single-thread env-steps/s of every metarl env, beside the raw MuJoCo physics it runs on.
 
-    python benchmarks/env_steps.py [--steps N] [--json]
+    python benchmarks/env_steps.py [--steps N] [--env ID ...] [--json]
 
 `gymnasium.make` includes Gymnasium's wrappers (time limit, order and passive checks);
 `unwrapped` is the env's own `step`; `raw mj_step` is MuJoCo alone, frame_skip steps per env
@@ -37,9 +37,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20_000, help="env steps per measurement")
     parser.add_argument("--json", action="store_true", help="print JSON records")
+    parser.add_argument("--env", action="append", help="measure only these ids (repeatable)")
     args = parser.parse_args()
     records = []
     for entry in ENVS:
+        if not entry.installed or (args.env and entry.id not in args.env):
+            continue  # an extra's env (Meta-World) that is not installed here, or not asked for
         env = gym.make(entry.id)
         record = {
             "env": entry.id,
