@@ -605,7 +605,7 @@ class PEARL:
         `eval_sampler_state`): the training streams are left where they were."""
         cfg, n = self.config, len(tasks)
         returns = torch.zeros(episodes, n)
-        successes: Tensor | None = torch.zeros(episodes, n)
+        successes = torch.zeros(episodes, n) if self.task_env.reports_success else None
         context: list[list[Tensor]] = [[] for _ in range(n)]
         training_sampler_state = self.sampler.state_dict()
         self.sampler.load_state_dict(self.eval_sampler_state)
@@ -621,11 +621,9 @@ class PEARL:
                 column = 0
                 for batch in self.rollout(list(tasks), zs, deterministic=cfg.eval_deterministic):
                     returns[i, column : column + len(batch.tasks)] = batch.episode_returns().float()
-                    success = batch.episode_successes()
-                    if success is None:
-                        successes = None
-                    elif successes is not None:
-                        successes[i, column : column + len(batch.tasks)] = success.float()
+                    if successes is not None:
+                        success = batch.episode_successes().float()
+                        successes[i, column : column + len(batch.tasks)] = success
                     for rows in self.transitions(batch):
                         context[column].append(rows)
                         column += 1

@@ -132,7 +132,7 @@ class MetaWorldEnv(TaskEnv, gym.Env):
     def __init__(self, benchmark_seed: int = 0, render_mode: str | None = None) -> None:
         """`benchmark_seed`: the seed Meta-World builds the goals of both splits with;
         `render_mode`: None or "rgb_array"."""
-        require_metaworld()
+        self._metaworld = require_metaworld()  # the module, looked up once
         seed = check_int("benchmark_seed", benchmark_seed, low=0, high=2**32)
         self.render_mode = check_one_of("render_mode", render_mode, (None, "rgb_array"))
         train, test = benchmark_tasks(self.benchmark, self._env_name, seed)
@@ -177,21 +177,20 @@ class MetaWorldEnv(TaskEnv, gym.Env):
     def _env_of(self, env_name: str) -> Any:
         """The Meta-World env of class `env_name`, made on first use."""
         if env_name not in self._envs:
-            env_class = require_metaworld().env_dict.ALL_V3_ENVIRONMENTS[env_name]
+            env_class = self._metaworld.env_dict.ALL_V3_ENVIRONMENTS[env_name]
             self._envs[env_name] = env_class(render_mode=self.render_mode)
         return self._envs[env_name]
 
     def _meta_world_task(self, task: Task) -> Any:
         """Meta-World's `Task` for a metarl task: the pickled data Meta-World's benchmarks give
         their tasks (the random vector, the env class, the goal hidden from the observation)."""
-        metaworld = require_metaworld()
         env_class = type(self._envs[task["env_name"]])
         data = {
             "rand_vec": np.asarray(task["rand_vec"]),
             "env_cls": env_class,
             "partially_observable": True,
         }
-        return metaworld.Task(env_name=task["env_name"], data=pickle.dumps(data))
+        return self._metaworld.Task(env_name=task["env_name"], data=pickle.dumps(data))
 
 
 class ML1Env(MetaWorldEnv):
