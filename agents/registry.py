@@ -9,6 +9,7 @@ from metarl.agents.maml import MAML, MAMLConfig
 from metarl.agents.pearl import PEARL, PEARLConfig
 from metarl.agents.ppo import PPO, PPOConfig
 from metarl.agents.promp import ProMP, ProMPConfig
+from metarl.agents.reptile import Reptile, ReptileConfig
 from metarl.agents.rl2 import RL2PPO, RL2TRPO, RL2PPOConfig, RL2TRPOConfig
 from metarl.agents.trpo import TRPO, TRPOConfig
 
@@ -47,6 +48,11 @@ REGISTRY: dict[str, AgentSpec] = {
     ),
     "promp": AgentSpec(
         ProMP, ProMPConfig, "ProMP: LVC inner step, clipped outer objective (Rothfuss et al. 2019)"
+    ),
+    "reptile": AgentSpec(
+        Reptile,
+        ReptileConfig,
+        "Reptile: k policy-gradient steps per task, θ moves toward the adapted θ_i (Nichol 2018)",
     ),
     "rl2-trpo": AgentSpec(
         RL2TRPO, RL2TRPOConfig, "RL²: a GRU learns to adapt within trials (Duan et al. 2016)"

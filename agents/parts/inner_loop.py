@@ -369,18 +369,26 @@ class GradientInnerLoop:
         return self.adapt_stages(meta_params, stacks, create_graph=create_graph)[-1]
 
     def sample_adaptation(
-        self, tasks: Sequence[Task], num_steps: int, deterministic: bool = False
+        self,
+        tasks: Sequence[Task],
+        num_steps: int,
+        deterministic: bool = False,
+        *,
+        sample_final: bool = True,
     ) -> tuple[list[TaskStack], list[Episodes], Params | None]:
         """Run the inner loop on `tasks`: episodes with θ, then after each of `num_steps` inner
         steps. Returns the inner stacks, the Episodes of every stage (num_steps + 1) and the
-        stacked adapted parameters the last stage ran (None when num_steps is 0)."""
+        stacked adapted parameters after the last step (None when num_steps is 0).
+        `sample_final=False` (Reptile, which needs only the adapted parameters) skips the
+        episodes after the last step: num_steps stages (num_steps >= 1)."""
         cfg = self.config
         meta_params = _detach(self.meta_parameters())
         inner: list[TaskStack] = []
         stacked: Params | None = None
         stages = []
-        self.progress.phase("sampling", num_steps + 1)
-        for step in range(num_steps + 1):
+        num_stages = num_steps + 1 if sample_final else num_steps
+        self.progress.phase("sampling", num_stages)
+        for step in range(num_stages):
             # The adapted parameters go to the CPU's sampler in one copy per tensor.
             per_task = None if stacked is None else _unstack(_on_cpu(stacked))
             episodes = self.sampler.sample(

@@ -1,5 +1,6 @@
-"""Every agent of the MAML family, as the CLI builds it, trains with two inner steps (issue 11:
-ProMP crashed there, and no test trained any agent with more than one)."""
+"""Every agent of the MAML family (and Reptile, on the same inner loop), as the CLI builds it,
+trains with two inner steps (issue 11: ProMP crashed there, and no test trained any agent with
+more than one)."""
 
 import math
 
@@ -10,7 +11,7 @@ from metarl.agents.parts.inner_loop import InnerLoopAgent
 from metarl.agents.registry import REGISTRY
 from metarl.training.config import build_config
 
-FAMILY = ["maml-trpo", "fo-maml", "meta-sgd", "e-maml", "promp"]
+FAMILY = ["maml-trpo", "fo-maml", "meta-sgd", "e-maml", "promp", "reptile"]
 TINY = dict(
     meta_batch_size=2,
     episodes_per_task=2,
@@ -48,7 +49,7 @@ def test_two_iterations_with_two_inner_steps(name):
     assert set(after) == set(before)
     assert all(torch.isfinite(p).all() for p in after.values())
     moved = [n for n in before if not torch.equal(before[n], after[n].detach())]
-    if name == "promp" or any(m.get("accepted") for m in history):  # Adam, or accepted TRPO
+    if name in ("promp", "reptile") or any(m.get("accepted") for m in history):
         assert moved, history
         if name == "meta-sgd":
             assert any(n.startswith("log_inner_lr.") for n in moved), moved

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from metarl.agents.maml import MAMLConfig
 from metarl.agents.reference import REFERENCE_AGENTS, ThompsonConfig, UCB1Config
 from metarl.agents.registry import REGISTRY
+from metarl.agents.reptile import ReptileConfig
 from metarl.training.config import build_config, load_yaml, parse_sets
 
 FUZZ = settings(
@@ -257,6 +258,9 @@ VALID = {
     "outer_lr": number(0, low_open=True),
     "inner_kl_coeff": inner_kl_coeff,
     "adaptive_inner_kl": flag,
+    "meta_step_size": number(0, low_open=True),
+    "anneal_meta_step_size": flag,
+    "post_episodes": flag,
     "target_inner_kl": number(0, low_open=True),
     # RL², PPO
     "episodes_per_trial": count(),
@@ -301,7 +305,11 @@ VALID = {
     "beta": number(0, low_open=True),
     "reward_noise_std": number(0, low_open=True),
 }
-VALID_IN = {(UCB1Config, "alpha"): number(0), (UCB1Config, "beta"): number(0)}
+VALID_IN = {
+    (UCB1Config, "alpha"): number(0),
+    (UCB1Config, "beta"): number(0),
+    (ReptileConfig, "learn_inner_lr"): lambda value, config: value is False,
+}
 
 
 def valid(config_class, key):
@@ -318,7 +326,7 @@ OVERRIDES = {  # the registry's variants of a config class (e-maml's exploration
     or [{}]
     for config_class in CLASSES
 }
-assert len(AGENT_CLASSES) == 7 and ThompsonConfig in REFERENCE_CLASSES
+assert len(AGENT_CLASSES) == 8 and ThompsonConfig in REFERENCE_CLASSES
 
 
 def test_the_spec_has_every_key_of_every_config():
