@@ -603,7 +603,27 @@ class PEARL:
         transitions of episodes 0..i-1 of that task (the paper's online evaluation). z and the
         sampler's randomness come from evaluation's own streams (`eval_generator`,
         `eval_sampler_state`): the training streams are left where they were."""
+        return self._trial(tasks, episodes)[0]
+
+    def posterior_after(self, tasks: Sequence[Task], episodes: int) -> tuple[Tensor, Tensor, int]:
+        """q(z|c) [len(tasks), L] after a trial of `episodes` episodes per task run as
+        `trial_outcomes` runs it (the prior for 0 episodes), and the trial's env steps: what a
+        deployed PEARL policy acts on (`metarl.load`)."""
+        _, context, steps = self._trial(tasks, episodes)
+        if episodes == 0:
+            n, size = len(tasks), self.config.latent_size
+            zeros = torch.zeros(n, size, device=self.device)
+            return zeros, torch.ones(n, size, device=self.device), 0
+        with torch.no_grad():
+            mean, variance = self.posterior_of(context)
+        return mean, variance, steps
+
+    def _trial(
+        self, tasks: Sequence[Task], episodes: int
+    ) -> tuple[EpisodeOutcomes, list[list[Tensor]], int]:
+        """`trial_outcomes`, the context each task gathered, and the env steps."""
         cfg, n = self.config, len(tasks)
+        steps = 0
         returns = torch.zeros(episodes, n)
         successes = torch.zeros(episodes, n) if self.task_env.reports_success else None
         context: list[list[Tensor]] = [[] for _ in range(n)]
@@ -620,6 +640,7 @@ class PEARL:
                 zs = self.sample_z(mean, variance, self.eval_generator)
                 column = 0
                 for batch in self.rollout(list(tasks), zs, deterministic=cfg.eval_deterministic):
+                    steps += batch.num_env_steps
                     returns[i, column : column + len(batch.tasks)] = batch.episode_returns().float()
                     if successes is not None:
                         success = batch.episode_successes().float()
@@ -630,7 +651,7 @@ class PEARL:
         finally:
             self.eval_sampler_state = self.sampler.state_dict()
             self.sampler.load_state_dict(training_sampler_state)
-        return EpisodeOutcomes(returns, successes)
+        return EpisodeOutcomes(returns, successes), context, int(steps)
 
     def posterior_of(self, context: list[list[Tensor]]) -> tuple[Tensor, Tensor]:
         """q(z|c) [n, L] for n tasks' lists of row blocks (padded and masked to one tensor)."""

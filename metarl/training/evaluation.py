@@ -30,24 +30,30 @@ def evaluate(
     adapt_steps: int = 3,
     seed: int | None = None,
     episodes: int | None = None,
+    tasks: list[Task] | None = None,
 ) -> dict[str, Any]:
     """Adaptation of a trained run on `num_tasks` held-out tasks, with 95% confidence intervals
     (`metarl.cli.report.write_result` writes it out as `metarl evaluate` does).
 
     Gradient-step agents adapt for `adapt_steps` steps on `episodes` episodes per task; trial
     agents run trials of `episodes` episodes. `episodes` defaults to the run's training value.
+    `tasks` gives the task list itself (`metarl compare`'s, shared by every run); then
+    `num_tasks` and `seed` are not used.
     """
+    if tasks is not None:
+        num_tasks = len(tasks)
     _check_counts(num_tasks, adapt_steps)
     run_dir = Path(run_dir)
     run = Run.load(run_dir)
     trial = "episodes_per_trial" in run.config
     overrides = {} if episodes is None or trial else {"episodes_per_task": episodes}
-    path, payload = _final_checkpoint(run_dir, run)  # read before the agent is built: fail fast
+    path, payload = final_checkpoint(run_dir, run)  # read before the agent is built: fail fast
     agent = run.build(**overrides)
     try:
         restore_agent(agent, payload, path, f"{run.agent} on {run.env}")
-        seed = run.config["seed"] + HELD_OUT_SEED_OFFSET if seed is None else seed
-        tasks = held_out_tasks(run.env, run.env_kwargs, seed, num_tasks)
+        if tasks is None:
+            seed = run.config["seed"] + HELD_OUT_SEED_OFFSET if seed is None else seed
+            tasks = held_out_tasks(run.env, run.env_kwargs, seed, num_tasks)
         horizon = run.config.get("horizon") or _registered_horizon(run.env)
         if hasattr(agent, "trial_returns"):
             episodes = episodes or run.config["episodes_per_trial"]
@@ -167,7 +173,7 @@ def _steps_summary(agent: Any, tasks: list[Task], adapt_steps: int, horizon: int
     }
 
 
-def _final_checkpoint(run_dir: Path, run: Run) -> tuple[Path, dict[str, Any]]:
+def final_checkpoint(run_dir: Path, run: Run) -> tuple[Path, dict[str, Any]]:
     """The newest checkpoint of a run: `latest.pt`, or the policy-only `policy.pt` that a
     committed benchmark folder keeps instead; a one-line `ValueError` if there is neither."""
     folder = run_dir / "checkpoints"
