@@ -236,6 +236,31 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from metarl.cli.compare import write_comparison
+    from metarl.training.compare import TaskList, compare
+
+    task_list = TaskList.load(Path(args.tasks_file)) if args.tasks_file else None
+    baselines = [b for b in (args.baselines or "").split(",") if b]
+    result, task_list = compare(
+        [Path(d) for d in args.run_dirs],
+        task_list,
+        baselines=baselines,
+        num_tasks=args.tasks,
+        seed=args.seed,
+        budget=args.budget,
+        report=lambda line: print(f"adapting: {line}", file=sys.stderr, flush=True),
+    )
+    out = Path(args.out or "comparison")
+    files = write_comparison(out, result, task_list.to_json())
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return 0
+    print((out / "comparison.md").read_text(), end="")
+    print(f"written to {out}: {', '.join(f.name for f in files)}")
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with a usage error on one line like every other error of the command line
     (sub-command parsers are of this class too)."""
@@ -400,6 +425,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
     evaluate.set_defaults(run=_evaluate)
+
+    comparison = commands.add_parser(
+        "compare",
+        help="adaptation speed of runs and baselines on the same held-out tasks",
+        description="Every run (and baseline) adapts to the same held-out tasks within the same "
+        "budget of env steps per task; writes tasks.json and a table (Markdown, CSV, JSON) and "
+        "plot of return (and success) against env steps of adaptation experience.",
+    )
+    comparison.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders, one env")
+    comparison.add_argument(
+        "--baselines", help="comma-separated non-meta baselines: scratch (TRPO from a fresh policy)"
+    )
+    comparison.add_argument("--tasks", type=_positive_int, default=40, help="held-out tasks")
+    comparison.add_argument(
+        "--tasks-file", help="a tasks.json of an earlier comparison (replaces --tasks/--seed)"
+    )
+    comparison.add_argument(
+        "--seed", type=_nonnegative_int, default=0, help="task seed (tasks from 10000 + S)"
+    )
+    comparison.add_argument(
+        "--budget",
+        type=_nonnegative_int,
+        help="env steps of adaptation experience per task (default: 3 inner steps or episodes "
+        "of the costliest run)",
+    )
+    comparison.add_argument("--out", help="output folder (default: ./comparison)")
+    comparison.add_argument("--json", action="store_true", help="print the result as JSON")
+    comparison.set_defaults(run=_compare)
 
     plot = commands.add_parser("plot", help="learning curves of run folders")
     plot.add_argument("run_dirs", nargs="+", metavar="DIR")

@@ -9,7 +9,8 @@ from pathlib import Path
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from metarl.cli.report import AXIS_LABELS, read_result, save_figure
+from metarl.cli.compare import draw_adaptation
+from metarl.cli.report import read_result, save_figure
 from metarl.training.logger import read_progress
 
 # progress column → (label, line style): dashed before adaptation, dotted at a trial's end.
@@ -57,27 +58,33 @@ def plot(run_dirs: Sequence[Path], out_file: Path) -> Path:
 
 def plot_adaptation(sources: Sequence[Path], out_file: Path) -> Path:
     """Plot the `metarl evaluate` results of runs (their `eval/adaptation.json`) or of result
-    folders against env steps of adaptation experience, the x-axis every agent shares."""
-    figure = Figure(figsize=(7, 4.5))
-    axes = figure.subplots()
+    folders against env steps of adaptation experience, the x-axis every agent shares: the
+    figure `metarl compare` draws (`draw_adaptation`)."""
+    curves, envs, tasks = [], set(), set()
     for source in map(Path, sources):
         candidates = [source, source / "adaptation.json", source / "eval" / "adaptation.json"]
         path = next((c for c in candidates if c.is_file()), None)
         if path is None:
             raise ValueError(f"{source} has no adaptation.json: run `metarl evaluate` first")
         result = read_result(path)
-        label = f"{result['agent']} on {result['env']} ({AXIS_LABELS[result['axis']]})"
-        axes.errorbar(
-            result["adaptation_env_steps"],
-            result["mean_return"],
-            yerr=result["ci95"],
-            marker="o",
-            capsize=3,
-            label=label,
-        )
-    axes.set_xscale("symlog", linthresh=1)
-    axes.set(xlabel="env steps of adaptation experience per task", ylabel="mean return (95% CI)")
-    return _save(figure, axes, out_file)
+        envs.add(result["env"])
+        tasks.add(result["tasks"])
+        curve = {
+            "label": f"{result['agent']} ({source.name})",
+            "unit": "inner steps" if result["axis"] == "adapt_steps" else "episodes",
+            "env_steps": result["adaptation_env_steps"],
+            "mean_return": result["mean_return"],
+            "ci95": result["ci95"],
+        }
+        if "success_rate" in result:
+            curve |= {k: result[k] for k in ("success_rate", "success_ci95")}
+        curves.append(curve)
+    where = ", ".join(sorted(envs))
+    count = f"{tasks.pop()} held-out tasks" if len(tasks) == 1 else "held-out tasks"
+    figure = draw_adaptation(curves, f"Adaptation on {where}: {count}")
+    out_file = figure_path(out_file)
+    save_figure(figure, out_file)
+    return out_file
 
 
 def figure_path(out_file: Path) -> Path:
