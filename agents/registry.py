@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from metarl.agents.maml import MAML, MAMLConfig
+from metarl.agents.multitask import MultiTask, MultiTaskConfig
+from metarl.agents.oracle import Oracle, OracleConfig
 from metarl.agents.pearl import PEARL, PEARLConfig
 from metarl.agents.ppo import PPO, PPOConfig
 from metarl.agents.promp import ProMP, ProMPConfig
@@ -62,6 +64,14 @@ REGISTRY: dict[str, AgentSpec] = {
         PEARL,
         PEARLConfig,
         "PEARL: a posterior over a task latent z, off-policy SAC (Rakelly et al. 2019)",
+    ),
+    "multitask": AgentSpec(
+        MultiTask,
+        MultiTaskConfig,
+        "the 'pretrained' baseline: TRPO on all tasks pooled, fine-tuned by the inner loop",
+    ),
+    "oracle": AgentSpec(
+        Oracle, OracleConfig, "the 'oracle' baseline: TRPO on all tasks, the policy sees the task"
     ),
     "trpo": AgentSpec(TRPO, TRPOConfig, "single-task TRPO, the non-meta baseline"),
     "ppo": AgentSpec(PPO, PPOConfig, "single-task PPO, the non-meta baseline"),

@@ -3,13 +3,20 @@ with its own fields (docs/architecture.md §5)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
 import torch
 
-from metarl.agents.parts.checks import check_float, check_int, check_optional_int, check_seed
+from metarl.agents.parts.checks import (
+    check_float,
+    check_int,
+    check_optional_int,
+    check_seed,
+    check_sizes,
+)
 from metarl.backend.device import resolve_device
 from metarl.sampling.sampler import VectorSampler
 
@@ -64,6 +71,29 @@ class AgentConfig:
             seed=self.seed,
             num_workers=self.num_workers,
         )
+
+
+@dataclass
+class TaskBatchConfig(AgentConfig):
+    """The fields of an agent whose iteration is a batch of tasks, a few episodes each, on an
+    MLP policy: the gradient-based meta-learners and the multi-task baselines."""
+
+    meta_batch_size: int = 40
+    """Tasks per iteration, >= 1."""
+    episodes_per_task: int = 20
+    """Episodes per task (before and after each inner step, for the meta-learners), >= 1."""
+    hidden_sizes: Sequence[int] = (64, 64)
+    """Hidden layers of the tanh MLP policy: widths >= 1 (empty: a linear policy)."""
+    gae_lambda: float = 1.0
+    """GAE λ, in [0, 1]; 1.0 is the papers' Monte-Carlo return minus baseline."""
+
+    def __post_init__(self) -> None:
+        """Check the shared fields, then the task batch's."""
+        AgentConfig.__post_init__(self)
+        for name in ("meta_batch_size", "episodes_per_task"):
+            check_int(name, getattr(self, name))
+        check_sizes("hidden_sizes", self.hidden_sizes)
+        check_float("gae_lambda", self.gae_lambda, 0, 1)
 
 
 class OwnsSampler:

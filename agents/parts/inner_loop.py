@@ -39,10 +39,9 @@ from metarl.agents.parts.checks import (
     check_bool,
     check_float,
     check_int,
-    check_sizes,
     config_error,
 )
-from metarl.agents.parts.config import AgentConfig
+from metarl.agents.parts.config import TaskBatchConfig
 from metarl.agents.parts.seeding import InitRNG
 from metarl.backend.advantages import fitted_advantages
 from metarl.backend.losses import kl_metric, mean_kl
@@ -68,19 +67,10 @@ policy that sampled the episodes (`TaskStack.log_probs`, constants)."""
 
 
 @dataclass
-class InnerLoopConfig(AgentConfig):
-    """Settings of the gradient-based inner loop that MAML and ProMP share
-    (docs/architecture.md §5)."""
+class InnerLoopConfig(TaskBatchConfig):
+    """Settings of the gradient-based inner loop that MAML, ProMP and Reptile share
+    (docs/architecture.md §5); `gae_lambda` is the inner and the outer loop's."""
 
-    meta_batch_size: int = 40
-    """Tasks per meta-iteration, >= 1."""
-    episodes_per_task: int = 20
-    """Episodes per task, before and after each inner step, >= 1."""
-    hidden_sizes: Sequence[int] = (64, 64)
-    """Hidden layers of the tanh MLP policy: widths >= 1 (empty: a linear policy)."""
-    gae_lambda: float = 1.0
-    """GAE λ, inner and outer, in [0, 1]; 1.0 is the papers' Monte-Carlo return minus
-    baseline."""
     inner_lr: float = 0.1
     """α of the inner policy-gradient step, finite and >= 0 (0: no adaptation); with
     `learn_inner_lr` the initial value, then > 0."""
@@ -93,12 +83,9 @@ class InnerLoopConfig(AgentConfig):
     `inner_lr`."""
 
     def __post_init__(self) -> None:
-        """Check the shared fields, then the inner loop's."""
-        AgentConfig.__post_init__(self)
-        for name in ("meta_batch_size", "episodes_per_task", "num_inner_steps"):
-            check_int(name, getattr(self, name))
-        check_sizes("hidden_sizes", self.hidden_sizes)
-        check_float("gae_lambda", self.gae_lambda, 0, 1)
+        """Check the task batch's fields, then the inner loop's."""
+        TaskBatchConfig.__post_init__(self)
+        check_int("num_inner_steps", self.num_inner_steps)
         check_bool("first_order", self.first_order)
         check_bool("learn_inner_lr", self.learn_inner_lr)
         check_float("inner_lr", self.inner_lr, 0)

@@ -9,9 +9,14 @@ episodes (episode i comes after i × horizon steps of its trial).
 
 Baselines, as the MAML paper defines them (Finn et al. 2017, §5.3), each within the same
 budget:
-- `scratch`: a freshly initialized policy trained on each test task alone by metarl's TRPO, one
-  update per batch of `episodes_per_task` episodes (the first gradient-step run's, else 20) with
-  the runs' policy width; point k is the return of the batch sampled after k updates.
+- `scratch` (`--baselines scratch`): a freshly initialized policy trained on each test task
+  alone by metarl's TRPO, one update per batch of `episodes_per_task` episodes (the first
+  gradient-step run's, else 20) with the runs' policy width; point k is the return of the
+  batch sampled after k updates.
+- pretrained: a `multitask` run among the run folders (TRPO on all tasks pooled), fine-tuned
+  with the inner loop's steps like the MAML family.
+- oracle: an `oracle` run among the run folders (its policy observes the task): one return,
+  drawn flat across the budget, since it has nothing to adapt.
 """
 
 from __future__ import annotations
@@ -159,12 +164,26 @@ def _run_curve(
     """A trained run's adaptation within `budget`: as many inner steps or episodes as fit."""
     trial = "episodes_per_trial" in run.config
     cost = _step_cost(run, horizon)
+    if run.agent == "oracle":
+        result = evaluate(run_dir, tasks=tasks, adapt_steps=0)
+        flat = {k: v * 2 for k, v in result.items() if k in SERIES}  # its one point, twice
+        label = "oracle (observes the task)"
+        return _curve(label, run.agent, str(run_dir), "observes the task", [0, budget], flat)
     if trial:
         result = evaluate(run_dir, tasks=tasks, episodes=budget // cost + 1)
     else:
         result = evaluate(run_dir, tasks=tasks, adapt_steps=budget // cost)
     unit = "episodes" if trial else "inner steps"
-    return _curve(run.agent, run.agent, str(run_dir), unit, result["adaptation_env_steps"], result)
+    label = "pretrained (multitask)" if run.agent == "multitask" else run.agent
+    unit = "fine-tuning steps" if run.agent == "multitask" else unit
+    return _curve(label, run.agent, str(run_dir), unit, result["adaptation_env_steps"], result)
+
+
+SERIES = ("mean_return", "ci95", "success_rate", "success_ci95")
+"""The per-point values of a curve."""
+
+META_UNITS = ("inner steps", "episodes")
+"""The units of the meta-learners' curves; the baselines' are the others."""
 
 
 def _curve(
@@ -180,7 +199,7 @@ def _curve(
         "mean_return": summary["mean_return"],
         "ci95": summary["ci95"],
     }
-    for key in ("success_rate", "success_ci95"):
+    for key in SERIES[2:]:
         if key in summary:
             curve[key] = summary[key]
     return curve
@@ -191,7 +210,8 @@ def _scratch(runs: list[Run], task_list: TaskList, budget: int, horizon: int) ->
     seeded from the task list's seed and i (so a reused `tasks.json` gives the same curve)."""
     from metarl.agents.trpo import TRPO, TRPOConfig
 
-    gradient = [r for r in runs if "inner_lr" in r.config]
+    gradient = [r for r in runs if "inner_lr" in r.config and r.agent != "multitask"]
+    gradient = gradient or [r for r in runs if "inner_lr" in r.config]
     reference = gradient[0].config if gradient else runs[0].config
     episodes = reference.get("episodes_per_task", 20) if gradient else 20
     hidden = reference.get("hidden_sizes", (64, 64))
@@ -241,8 +261,10 @@ def _step_cost(run: Run, horizon: int) -> int:
 
 
 def _adapts(run: Run) -> bool:
-    """Whether the run's agent adapts: a trial agent, or a gradient-step one."""
-    return "episodes_per_trial" in run.config or "inner_lr" in run.config
+    """Whether the run's agent adapts (a trial agent, a gradient-step one, the multitask
+    baseline fine-tuned like one) or is the oracle."""
+    config = run.config
+    return "episodes_per_trial" in config or "inner_lr" in config or run.agent == "oracle"
 
 
 def _horizon(run: Run) -> int:

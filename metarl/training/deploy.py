@@ -140,7 +140,8 @@ class MetaPolicy:
 
     @property
     def family(self) -> str:
-        """'gradient' (the MAML family, ProMP, Reptile), 'rl2', 'pearl' or 'single-task'."""
+        """'gradient' (the MAML family, ProMP, Reptile, the multitask baseline), 'rl2',
+        'pearl', 'oracle' or 'single-task'."""
         agent = self.agent
         if hasattr(agent, "inner_loop"):
             return "gradient"
@@ -148,6 +149,8 @@ class MetaPolicy:
             return "pearl"
         if hasattr(agent, "trial_outcomes"):
             return "rl2"
+        if hasattr(agent, "task_outcomes"):
+            return "oracle"
         return "single-task"
 
     @property
@@ -178,12 +181,12 @@ class MetaPolicy:
         if family == "pearl":
             return self._adapt_pearl(agent, task, int(budget), deterministic)
         if budget:
-            raise ValueError(
-                f"{self.run.agent} is a single-task agent: it does not adapt (budget must be 0)"
-            )
+            kind = "observes the task" if family == "oracle" else "is a single-task agent"
+            raise ValueError(f"{self.run.agent} {kind}: it does not adapt (budget must be 0)")
+        params = agent.task_parameters([task])[0] if family == "oracle" else None
         return AdaptedPolicy(
             agent.policy,
-            None,
+            params,
             agent.sampler.action_space,
             deterministic=bool(deterministic),
             adaptation_env_steps=0,

@@ -60,6 +60,8 @@ def evaluate(
             summary = trial_summary(agent.trial_outcomes(tasks, episodes), horizon)
         elif hasattr(agent, "adaptation_returns"):
             summary = _steps_summary(agent, tasks, adapt_steps, horizon)
+        elif hasattr(agent, "task_outcomes"):  # the oracle: it knows the task, nothing to adapt
+            summary = _steps_summary(agent, tasks, 0, horizon)
         else:
             raise ValueError(f"{run.agent} does not adapt to tasks: there is nothing to evaluate")
     finally:
@@ -158,8 +160,12 @@ def mean_ci95(values: Tensor) -> tuple[Tensor, Tensor]:
 
 def _steps_summary(agent: Any, tasks: list[Task], adapt_steps: int, horizon: int) -> dict:
     """Return after each number of inner steps; each step adapts on `episodes_per_task`
-    episodes of `horizon` steps (nominal: an Ant episode may end early)."""
-    outcomes = agent.adaptation_outcomes(tasks, adapt_steps)
+    episodes of `horizon` steps (nominal: an Ant episode may end early). The oracle, which
+    observes the task, has the one point of 0 steps."""
+    if hasattr(agent, "task_outcomes"):
+        outcomes = agent.task_outcomes(tasks)
+    else:
+        outcomes = agent.adaptation_outcomes(tasks, adapt_steps)
     mean, ci = mean_ci95(outcomes.returns)
     per_step = agent.config.episodes_per_task * horizon
     return {

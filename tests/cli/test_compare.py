@@ -15,6 +15,8 @@ TINY = {
     "reptile": dict(meta_batch_size=2, episodes_per_task=2, hidden_sizes=[8]),
     "rl2-trpo": dict(meta_batch_size=2, episodes_per_trial=2, hidden_size=8),
     "trpo": dict(episodes_per_task=2, hidden_sizes=[8]),
+    "multitask": dict(meta_batch_size=2, episodes_per_task=2, hidden_sizes=[8]),
+    "oracle": dict(meta_batch_size=2, episodes_per_task=2, hidden_sizes=[8]),
 }
 
 
@@ -68,6 +70,21 @@ def test_the_default_budget_is_three_steps_of_the_costliest_run(runs, tmp_path):
     result = json.loads((out / "comparison.json").read_text())
     assert result["budget"] == 3 * 2 * HORIZON
     assert result["curves"][0]["env_steps"] == [0, 20, 40, 60]
+
+
+def test_the_pretrained_and_oracle_baselines_are_their_run_folders(runs, tmp_path):
+    out = tmp_path / "cmp"
+    folders = [str(runs[name]) for name in ("reptile", "multitask", "oracle")]
+    assert main(["compare", *folders, "--tasks", "3", "--budget", "40", "--out", str(out)]) == 0
+    curves = json.loads((out / "comparison.json").read_text())["curves"]
+    assert [c["label"] for c in curves] == [
+        "reptile",
+        "pretrained (multitask)",
+        "oracle (observes the task)",
+    ]
+    pretrained, oracle = curves[1], curves[2]
+    assert pretrained["env_steps"] == [0, 20, 40]  # fine-tuned by 2 inner steps, as reptile
+    assert oracle["env_steps"] == [0, 40] and oracle["mean_return"][0] == oracle["mean_return"][1]
 
 
 def test_bad_comparisons_are_one_line_errors(runs, tmp_path, capsys):

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from metarl.agents.maml import MAMLConfig
+from metarl.agents.multitask import MultiTaskConfig
 from metarl.agents.reference import REFERENCE_AGENTS, ThompsonConfig, UCB1Config
 from metarl.agents.registry import REGISTRY
 from metarl.agents.reptile import ReptileConfig
@@ -309,6 +310,7 @@ VALID_IN = {
     (UCB1Config, "alpha"): number(0),
     (UCB1Config, "beta"): number(0),
     (ReptileConfig, "learn_inner_lr"): lambda value, config: value is False,
+    (MultiTaskConfig, "learn_inner_lr"): lambda value, config: value is False,
 }
 
 
@@ -326,7 +328,7 @@ OVERRIDES = {  # the registry's variants of a config class (e-maml's exploration
     or [{}]
     for config_class in CLASSES
 }
-assert len(AGENT_CLASSES) == 8 and ThompsonConfig in REFERENCE_CLASSES
+assert len(AGENT_CLASSES) == 10 and ThompsonConfig in REFERENCE_CLASSES
 
 
 def test_the_spec_has_every_key_of_every_config():

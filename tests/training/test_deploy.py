@@ -21,7 +21,7 @@ HORIZON = 10
 def runs(tmp_path_factory):
     """One tiny trained run folder per family, 2 iterations each."""
     folders = {}
-    for name in ("reptile", "maml-trpo", "rl2-trpo", "pearl", "trpo"):
+    for name in ("reptile", "maml-trpo", "rl2-trpo", "pearl", "trpo", "oracle"):
         out = tmp_path_factory.mktemp(name)
         values = tiny(name, horizon=HORIZON)
         sets = [arg for k, v in values.items() for arg in ("--set", f"{k}={v}")]
@@ -113,6 +113,18 @@ def test_pearl_acts_on_a_posterior_z_of_its_adaptation_episodes(runs):
     assert prior.adaptation_env_steps == 0 and adapted.adaptation_env_steps == 2 * HORIZON
     assert adapted.params["z"].shape == (agent.config.latent_size,)
     assert not torch.equal(prior.params["z"], adapted.params["z"])
+    assert got == pytest.approx(expected[0], rel=1e-5)
+
+
+def test_the_oracle_acts_on_the_task_it_is_given(runs):
+    with metarl.load(runs["oracle"]) as meta:
+        assert meta.family == "oracle"
+        adapted = meta.adapt(None, TASK, 0, deterministic=True)
+        torch.testing.assert_close(adapted.params["task"], torch.tensor(TASK["goal"]))
+        expected = sampler_returns(meta.agent, meta.agent.policy, [adapted.params])
+        got = adapted.episode(task_env())
+        with pytest.raises(ValueError, match="observes the task"):
+            meta.adapt(None, TASK, 1)
     assert got == pytest.approx(expected[0], rel=1e-5)
 
 
