@@ -28,9 +28,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A Ctrl-C while a C extension (mujoco, torch) initializes surfaces as an ImportError
         # ("initialization failed") whose cause is the KeyboardInterrupt.
         if not _caused_by_interrupt(error):
-            raise
+            return _gl_error(error)
         print("metarl: interrupted", file=sys.stderr)
         return 130
+    except (AttributeError, RuntimeError) as error:  # PyOpenGL without the backend's library
+        return _gl_error(error)
+
+
+def _gl_error(error: Exception) -> int:
+    """Exit status 2 with the one-line diagnosis of a GL backend that cannot load (re-raise
+    anything else)."""
+    from metarl.cli.install_check import broken_gl
+
+    diagnosis = broken_gl(error)
+    if diagnosis is None:
+        raise error
+    print(f"metarl: error: {diagnosis}", file=sys.stderr)
+    return 2
 
 
 def _caused_by_interrupt(error: BaseException) -> bool:

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from metarl.cli.report import save_figure
 from metarl.training.checkpoint import make_folder, write_atomically
+from metarl.training.compare import META_UNITS
 
 FILES = ("tasks.json", "comparison.json", "comparison.csv", "comparison.md", "comparison.png")
 """What `write_comparison` puts in its folder."""
@@ -55,7 +56,7 @@ def draw_adaptation(curves: list[dict[str, Any]], title: str) -> Figure:
         for index, curve in enumerate(drawn):
             x = curve["env_steps"]
             mean, ci = curve[key], curve[ci_key]
-            style = "--" if curve["unit"] not in ("inner steps", "episodes") else "-"
+            style = "-" if curve["unit"] in META_UNITS else "--"
             marker = "o" if len(x) <= 15 else None  # a long trial's points as a line
             axes.plot(x, mean, style, marker=marker, color=f"C{index}", label=curve["label"])
             low = [m - c for m, c in zip(mean, ci, strict=True)]

@@ -242,6 +242,11 @@ def _compare(args: argparse.Namespace) -> int:
 
     task_list = TaskList.load(Path(args.tasks_file)) if args.tasks_file else None
     baselines = [b for b in (args.baselines or "").split(",") if b]
+    if args.videos:  # before any work: the env must render
+        from metarl.cli.render import check_renders
+        from metarl.training.run_folder import Run
+
+        check_renders(Run.load(Path(args.run_dirs[0])).env)
     result, task_list = compare(
         [Path(d) for d in args.run_dirs],
         task_list,
@@ -253,12 +258,67 @@ def _compare(args: argparse.Namespace) -> int:
     )
     out = Path(args.out or "comparison")
     files = write_comparison(out, result, task_list.to_json())
+    if args.videos:
+        files += _comparison_videos(out / "videos", result, task_list.tasks[0])
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
     print((out / "comparison.md").read_text(), end="")
     print(f"written to {out}: {', '.join(f.name for f in files)}")
     return 0
+
+
+def _comparison_videos(folder: Path, result: dict, task: dict) -> list[Path]:
+    """One before/after video per run of a comparison, on its first task, adapted with the
+    steps or episodes the comparison gave it (`videos/LABEL.mp4`)."""
+    from metarl.cli.render import render_video
+
+    written = []
+    for curve in result["curves"]:
+        source = Path(curve["source"])
+        if not (source / "config.yaml").is_file():
+            continue  # the scratch baseline has no run folder
+        budget = 0 if curve["agent"] == "oracle" else len(curve["env_steps"]) - 1
+        name = "".join(c if c.isalnum() or c in "-_" else "_" for c in curve["label"])
+        print(f"rendering: {curve['label']}", file=sys.stderr, flush=True)
+        video = render_video(source, task, budget, folder / f"{name}.mp4")["video"]
+        written.append(Path(video))
+    return written
+
+
+def _render(args: argparse.Namespace) -> int:
+    from metarl.cli.render import render_video
+
+    if (args.adapt_steps is None) == (args.episodes is None):
+        raise ValueError(
+            "render takes --adapt-steps K (gradient agents) or --episodes K (RL², PEARL)"
+        )
+    budget = args.adapt_steps if args.adapt_steps is not None else args.episodes
+    result = render_video(
+        Path(args.run_dir),
+        _task(args.task),
+        budget,
+        Path(args.output),
+        seed=args.seed,
+        size=(args.width, args.height),
+    )
+    for side in result["sides"]:
+        print(f"{side['label']}: return {side['return']:.2f} ({side['frames']} frames)")
+    print(f"written to {result['video']}")
+    return 0
+
+
+def _task(text: str) -> dict:
+    """A task given as a JSON object on the command line."""
+    try:
+        task = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"--task must be a JSON object, e.g. '{{\"velocity\": 1.0}}' ({error})"
+        ) from None
+    if not isinstance(task, dict):
+        raise ValueError(f"--task must be a JSON object of task fields, got {text}")
+    return task
 
 
 class _Parser(argparse.ArgumentParser):
@@ -451,8 +511,31 @@ def build_parser() -> argparse.ArgumentParser:
         "of the costliest run)",
     )
     comparison.add_argument("--out", help="output folder (default: ./comparison)")
+    comparison.add_argument(
+        "--videos", action="store_true", help="also a before/after video per run (videos/*.mp4)"
+    )
     comparison.add_argument("--json", action="store_true", help="print the result as JSON")
     comparison.set_defaults(run=_compare)
+
+    render = commands.add_parser(
+        "render",
+        help="video of a policy before and after adaptation to a task",
+        description="One episode before adaptation and one after, side by side (offscreen "
+        "MuJoCo: MUJOCO_GL=egl, the default here).",
+    )
+    render.add_argument("run_dir", metavar="RUN_DIR")
+    render.add_argument(
+        "--task", required=True, help="the task as JSON, e.g. '{\"velocity\": 1.5}'"
+    )
+    render.add_argument("--adapt-steps", type=_nonnegative_int, help="inner steps (MAML family)")
+    render.add_argument(
+        "--episodes", type=_nonnegative_int, help="episodes of context (RL², PEARL)"
+    )
+    render.add_argument("-o", "--output", required=True, help="FILE.mp4 or FILE.gif")
+    render.add_argument("--seed", type=_nonnegative_int, default=0, help="the episodes' reset seed")
+    render.add_argument("--width", type=_positive_int, default=320, help="pixels per side")
+    render.add_argument("--height", type=_positive_int, default=240, help="pixels")
+    render.set_defaults(run=_render)
 
     plot = commands.add_parser("plot", help="learning curves of run folders")
     plot.add_argument("run_dirs", nargs="+", metavar="DIR")
