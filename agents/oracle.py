@@ -23,6 +23,10 @@ from torch import Tensor, nn
 
 from metarl.agents.parts.config import OwnsSampler, TaskBatchConfig
 from metarl.agents.parts.seeding import InitRNG
+from metarl.agents.parts.state import (
+    load_policy_tasks_sampler_state,
+    policy_tasks_sampler_state,
+)
 from metarl.agents.parts.task_batch import pooled_trpo_step
 from metarl.agents.parts.trust_region import TrustRegionConfig
 from metarl.backend.progress import SILENT, Progress
@@ -170,14 +174,8 @@ class Oracle(OwnsSampler):
 
     def state_dict(self) -> dict[str, Any]:
         """Policy, and the task and sampler RNG states."""
-        return {
-            "policy": self.policy.state_dict(),
-            "task_rng": self.task_env.np_random.bit_generator.state,
-            "sampler": self.sampler.state_dict(),
-        }
+        return policy_tasks_sampler_state(self.policy, self.task_env, self.sampler)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what `state_dict` returned."""
-        self.policy.load_state_dict(state["policy"])
-        self.task_env.np_random.bit_generator.state = state["task_rng"]
-        self.sampler.load_state_dict(state["sampler"])
+        load_policy_tasks_sampler_state(state, self.policy, self.task_env, self.sampler)

@@ -21,6 +21,10 @@ from torch.distributions import Distribution
 from metarl.agents.parts.checks import check_float, check_int, check_optional_int
 from metarl.agents.parts.config import AgentConfig, OwnsSampler
 from metarl.agents.parts.seeding import InitRNG
+from metarl.agents.parts.state import (
+    load_policy_tasks_sampler_state,
+    policy_tasks_sampler_state,
+)
 from metarl.agents.parts.trust_region import TrustRegionConfig, trust_region_update
 from metarl.backend.advantages import fitted_advantages
 from metarl.backend.device import adam
@@ -227,17 +231,11 @@ class RL2(OwnsSampler, ABC):
 
     def state_dict(self) -> dict[str, Any]:
         """Policy, and the task and sampler RNG states (subclasses add their own)."""
-        return {
-            "policy": self.policy.state_dict(),
-            "task_rng": self.task_env.np_random.bit_generator.state,
-            "sampler": self.sampler.state_dict(),
-        }
+        return policy_tasks_sampler_state(self.policy, self.task_env, self.sampler)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what `state_dict` returned."""
-        self.policy.load_state_dict(state["policy"])
-        self.task_env.np_random.bit_generator.state = state["task_rng"]
-        self.sampler.load_state_dict(state["sampler"])
+        load_policy_tasks_sampler_state(state, self.policy, self.task_env, self.sampler)
 
 
 class RL2TRPO(RL2):

@@ -96,18 +96,16 @@ class TaskBatchConfig(AgentConfig):
         check_float("gae_lambda", self.gae_lambda, 0, 1)
 
 
-class OwnsSampler:
-    """`close`, and use as a context manager, for an agent whose `sampler` holds threads or
-    worker processes that must be released."""
-
-    sampler: VectorSampler
+class ClosesOnExit:
+    """Use as a context manager of anything with a `close` (an agent, a loaded run): leaving
+    the block closes it."""
 
     def close(self) -> None:
-        """Release the sampler's threads or worker processes."""
-        self.sampler.close()
+        """Release what the object holds."""
+        raise NotImplementedError
 
     def __enter__(self) -> Self:
-        """The agent itself; leaving the block closes it."""
+        """The object itself; leaving the block closes it."""
         return self
 
     def __exit__(
@@ -116,5 +114,16 @@ class OwnsSampler:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        """Release the sampler, whether or not the block raised."""
+        """Close, whether or not the block raised."""
         self.close()
+
+
+class OwnsSampler(ClosesOnExit):
+    """`close`, and use as a context manager, for an agent whose `sampler` holds threads or
+    worker processes that must be released."""
+
+    sampler: VectorSampler
+
+    def close(self) -> None:
+        """Release the sampler's threads or worker processes."""
+        self.sampler.close()

@@ -97,15 +97,8 @@ def _episode_frames(
     env: gym.Env, policy: AdaptedPolicy, seed: int
 ) -> tuple[list[np.ndarray], float]:
     """One episode acted by `policy`: every frame (the first after reset) and the return."""
-    obs, _ = env.reset(seed=seed)
-    frames = [_frame(env)]
-    total, done = 0.0, False
-    while not done:
-        obs, reward, terminated, truncated, _ = env.step(policy.act(obs))
-        done = bool(terminated or truncated)
-        policy.observe(float(reward), done)
-        total += float(reward)
-        frames.append(_frame(env))
+    frames: list[np.ndarray] = []
+    total = policy.episode(env, seed=seed, each_step=lambda: frames.append(_frame(env)))
     return frames, total
 
 

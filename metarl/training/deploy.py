@@ -17,15 +17,16 @@ evaluation does (`reset`, then `act`/`observe` until it ends) and returns its re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from metarl.agents.parts.config import ClosesOnExit
 from metarl.envs import resolve_env_id
 from metarl.envs.base import Task
 from metarl.policies import Params, call
@@ -113,20 +114,27 @@ class AdaptedPolicy:
         done_t = torch.tensor([float(done)], device=self._device)
         self._state = (hidden, action, reward_t, done_t)
 
-    def episode(self, env: gym.Env, *, seed: int | None = None) -> float:
+    def episode(
+        self, env: gym.Env, *, seed: int | None = None, each_step: Callable[[], None] | None = None
+    ) -> float:
         """Run one episode of `env` (set to the task already) with `act`/`observe`; its
-        undiscounted return."""
+        undiscounted return. `each_step` is called after the reset and after every step (to
+        grab a frame, say)."""
         obs, _ = env.reset(seed=seed)
+        if each_step is not None:
+            each_step()
         total, done = 0.0, False
         while not done:
             obs, reward, terminated, truncated, _ = env.step(self.act(obs))
             done = bool(terminated or truncated)
             self.observe(float(reward), done)
             total += float(reward)
+            if each_step is not None:
+                each_step()
         return total
 
 
-class MetaPolicy:
+class MetaPolicy(ClosesOnExit):
     """A trained run's agent, restored from its newest checkpoint, for `adapt` (see the module
     docstring). Close it (or use it as a context manager) to release its samplers."""
 
@@ -296,16 +304,3 @@ class MetaPolicy:
         for agent in self._agents.values():
             agent.close()
         self._agents.clear()
-
-    def __enter__(self) -> Self:
-        """The policy itself; leaving the block closes it."""
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Release the samplers, whether or not the block raised."""
-        self.close()
