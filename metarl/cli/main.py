@@ -495,7 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     comparison.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders, one env")
     comparison.add_argument(
-        "--baselines", help="comma-separated non-meta baselines: scratch (TRPO from a fresh policy)"
+        "--baselines",
+        help="comma-separated: scratch (metarl TRPO from a fresh policy), sb3-ppo, sb3-sac",
     )
     comparison.add_argument("--tasks", type=_positive_int, default=40, help="held-out tasks")
     comparison.add_argument(

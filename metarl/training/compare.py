@@ -13,6 +13,11 @@ budget:
   alone by metarl's TRPO, one update per batch of `episodes_per_task` episodes (the first
   gradient-step run's, else 20) with the runs' policy width; point k is the return of the
   batch sampled after k updates.
+- `sb3-ppo`, `sb3-sac`: the same with Stable-Baselines3's PPO (`n_steps` = one batch, so one
+  update per batch as TRPO) or SAC at their defaults, the off-the-shelf choice; point k is the
+  mean return of `episodes_per_task` fresh episodes of the policy after k batches of training
+  (those episodes are measurement, not counted in the budget). SAC takes a gradient step per
+  env step: minutes per task on MuJoCo budgets.
 - pretrained: a `multitask` run among the run folders (TRPO on all tasks pooled), fine-tuned
   with the inner loop's steps like the MAML family.
 - oracle: an `oracle` run among the run folders (its policy observes the task): one return,
@@ -210,10 +215,8 @@ def _scratch(runs: list[Run], task_list: TaskList, budget: int, horizon: int) ->
     seeded from the task list's seed and i (so a reused `tasks.json` gives the same curve)."""
     from metarl.agents.trpo import TRPO, TRPOConfig
 
-    gradient = [r for r in runs if "inner_lr" in r.config and r.agent != "multitask"]
-    gradient = gradient or [r for r in runs if "inner_lr" in r.config]
-    reference = gradient[0].config if gradient else runs[0].config
-    episodes = reference.get("episodes_per_task", 20) if gradient else 20
+    reference = _scratch_reference(runs)
+    episodes = reference.get("episodes_per_task", 20)
     hidden = reference.get("hidden_sizes", (64, 64))
     updates = budget // (episodes * horizon)
     returns, successes = [], []
@@ -238,18 +241,98 @@ def _scratch(runs: list[Run], task_list: TaskList, budget: int, horizon: int) ->
                     agent.update(batch.to(agent.device))
         returns.append(task_returns)
         successes.append(task_successes)
-    values = torch.tensor(returns, dtype=torch.float64).T  # [points, tasks]
-    mean, ci = mean_ci95(values)
-    summary: dict[str, Any] = {"mean_return": mean.tolist(), "ci95": ci.tolist()}
-    if all(s is not None for row in successes for s in row):
-        summary |= success_summary(torch.tensor(successes, dtype=torch.float64).T)
+    summary = _summary(returns, successes)
     steps = [k * episodes * horizon for k in range(updates + 1)]
     label = "scratch (TRPO)"
     return _curve(label, "trpo", "fresh policy per task", "TRPO updates", steps, summary)
 
 
-BASELINES: dict[str, Callable[..., dict[str, Any]]] = {"scratch": _scratch}
+def _sb3(algorithm: str) -> Callable[..., dict[str, Any]]:
+    """A `scratch` baseline with Stable-Baselines3's `algorithm` ("PPO" or "SAC") at its
+    defaults, the off-the-shelf choice (module docstring)."""
+
+    def baseline(runs: list[Run], task_list: TaskList, budget: int, horizon: int) -> dict[str, Any]:
+        import stable_baselines3
+
+        reference = _scratch_reference(runs)
+        episodes = reference.get("episodes_per_task", 20)
+        chunk = episodes * horizon
+        points = budget // chunk
+        returns, successes = [], []
+        for index, task in enumerate(task_list.tasks):
+            seed = ((task_list.seed or 0) * 100_003 + index) % 2**32
+            env = gym.make(task_list.env, max_episode_steps=horizon, **task_list.env_kwargs)
+            env.unwrapped.set_task(task)
+            kwargs = {"n_steps": chunk, "batch_size": min(64, chunk)} if algorithm == "PPO" else {}
+            model = getattr(stable_baselines3, algorithm)(
+                "MlpPolicy", env, seed=seed, device="cpu", verbose=0, **kwargs
+            )
+            task_returns, task_successes = [], []
+            for k in range(points + 1):
+                if k:
+                    model.learn(chunk, reset_num_timesteps=False)
+                mean_return, success = _sb3_episodes(model, env, episodes, seed + k)
+                task_returns.append(mean_return)
+                task_successes.append(success)
+            env.close()
+            returns.append(task_returns)
+            successes.append(task_successes)
+        steps = [k * chunk for k in range(points + 1)]
+        label = f"scratch (SB3 {algorithm})"
+        summary = _summary(returns, successes)
+        return _curve(
+            label, algorithm.lower(), "SB3, fresh per task", "SB3 training", steps, summary
+        )
+
+    return baseline
+
+
+def _sb3_episodes(model: Any, env: gym.Env, episodes: int, seed: int) -> tuple[float, float | None]:
+    """Mean return (and success rate, where the env reports it) of `episodes` episodes of the
+    model's stochastic policy, as the other curves sample theirs."""
+    returns, successes = [], []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed * 1000 + i)
+        total, done, succeeded = 0.0, False, None
+        while not done:
+            action, _ = model.predict(obs, deterministic=False)
+            obs, reward, terminated, truncated, info = env.step(action)
+            total += float(reward)
+            done = terminated or truncated
+            if "success" in info:
+                succeeded = bool(succeeded) or bool(info["success"])
+        returns.append(total)
+        successes.append(succeeded)
+    rate = None if any(s is None for s in successes) else sum(successes) / episodes
+    return sum(returns) / episodes, rate
+
+
+BASELINES: dict[str, Callable[..., dict[str, Any]]] = {
+    "scratch": _scratch,
+    "sb3-ppo": _sb3("PPO"),
+    "sb3-sac": _sb3("SAC"),
+}
 """`--baselines` names → the function computing the baseline's curve."""
+
+
+def _scratch_reference(runs: list[Run]) -> dict[str, Any]:
+    """The config whose batch and policy width the scratch baselines take: the first gradient
+    meta-learner's (else the first run's, with 20 episodes per batch)."""
+    gradient = [r for r in runs if "inner_lr" in r.config and r.agent != "multitask"]
+    gradient = gradient or [r for r in runs if "inner_lr" in r.config]
+    if gradient:
+        return gradient[0].config
+    return {**runs[0].config, "episodes_per_task": 20}
+
+
+def _summary(returns: list[list[float]], successes: list[list[float | None]]) -> dict[str, Any]:
+    """Mean and 95% CI over tasks of per-task values [tasks][points] (and of the success
+    rates, where every one is known)."""
+    mean, ci = mean_ci95(torch.tensor(returns, dtype=torch.float64).T)  # [points, tasks]
+    summary: dict[str, Any] = {"mean_return": mean.tolist(), "ci95": ci.tolist()}
+    if all(s is not None for row in successes for s in row):
+        summary |= success_summary(torch.tensor(successes, dtype=torch.float64).T)
+    return summary
 
 
 def _step_cost(run: Run, horizon: int) -> int:

@@ -106,3 +106,14 @@ def test_bad_comparisons_are_one_line_errors(runs, tmp_path, capsys):
     args = [str(runs["reptile"]), "--tasks-file", str(bandit_tasks / "tasks.json")]
     assert main(["compare", *args, "--out", str(tmp_path / "out")]) == 2
     assert "the task list is of metarl/Bandit-v0" in capsys.readouterr().err
+
+
+def test_stable_baselines3_scratch_baselines_train_within_the_budget(runs, tmp_path):
+    out = tmp_path / "cmp"
+    args = ["compare", str(runs["reptile"]), "--baselines", "sb3-ppo,sb3-sac", "--tasks", "1"]
+    assert main([*args, "--budget", "20", "--out", str(out)]) == 0
+    curves = json.loads((out / "comparison.json").read_text())["curves"]
+    assert [c["label"] for c in curves[1:]] == ["scratch (SB3 PPO)", "scratch (SB3 SAC)"]
+    for curve in curves[1:]:
+        assert curve["env_steps"] == [0, 20]  # one batch of the gradient run's 2 × 10 steps
+        assert all(-100 < r < 0 for r in curve["mean_return"])
