@@ -263,7 +263,9 @@ def _sb3(algorithm: str) -> Callable[..., dict[str, Any]]:
             seed = ((task_list.seed or 0) * 100_003 + index) % 2**32
             env = gym.make(task_list.env, max_episode_steps=horizon, **task_list.env_kwargs)
             env.unwrapped.set_task(task)
-            kwargs = {"n_steps": chunk, "batch_size": min(64, chunk)} if algorithm == "PPO" else {}
+            # One update per batch, in minibatches of SB3's 64 or the largest divisor below it.
+            minibatch = max(d for d in range(1, 65) if chunk % d == 0)
+            kwargs = {"n_steps": chunk, "batch_size": minibatch} if algorithm == "PPO" else {}
             model = getattr(stable_baselines3, algorithm)(
                 "MlpPolicy", env, seed=seed, device="cpu", verbose=0, **kwargs
             )
