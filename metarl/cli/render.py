@@ -1,7 +1,8 @@
 """`metarl render`: a video of a trained policy on one task before and after adaptation, side by
 side (docs/architecture.md §7).
 
-Each side is one episode of the run's env with `render_mode="rgb_array"` (offscreen MuJoCo),
+Each side is one episode of the run's env with `render_mode="rgb_array"` (offscreen MuJoCo,
+through the model's `track` camera where it has one, which follows the body),
 acted by `metarl.load(run_dir).adapt(...)` with budget 0 (left) and the requested budget
 (right); a header over each names it and gives the episode's return. The shorter episode holds
 its last frame. MP4 through imageio's ffmpeg plugin (`imageio-ffmpeg`), GIF through Pillow.
@@ -90,7 +91,26 @@ def _render_env(meta: MetaPolicy, size: tuple[int, int]) -> gym.Env:
     horizon = meta.run.config.get("horizon") or spec.max_episode_steps
     width, height = size
     kwargs = {**meta.run.env_kwargs, "render_mode": "rgb_array", "width": width, "height": height}
+    if _has_tracking_camera(meta.run.env, meta.run.env_kwargs):
+        kwargs["camera_name"] = "track"  # follows the body: a running cheetah stays in view
     return gym.make(meta.run.env, max_episode_steps=horizon, **kwargs)
+
+
+def _has_tracking_camera(env_id: str, env_kwargs: dict[str, Any]) -> bool:
+    """Whether the env is one of metarl's MuJoCo envs and its model has the `track` camera that
+    Gymnasium's locomotion models define."""
+    import mujoco
+
+    from metarl.envs.mujoco_task import MujocoTaskEnv
+
+    probe = gym.make(env_id, **env_kwargs)
+    try:
+        env = probe.unwrapped
+        if not isinstance(env, MujocoTaskEnv):
+            return False
+        return mujoco.mj_name2id(env.model, mujoco.mjtObj.mjOBJ_CAMERA, "track") >= 0
+    finally:
+        probe.close()
 
 
 def _episode_frames(

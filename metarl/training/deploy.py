@@ -163,8 +163,12 @@ class MetaPolicy(ClosesOnExit):
 
     @property
     def budget_unit(self) -> str:
-        """What `adapt`'s budget counts for this agent: 'inner steps' or 'episodes'."""
-        return "inner steps" if self.family == "gradient" else "episodes"
+        """What `adapt`'s budget counts for this agent: 'inner steps', 'episodes', or nothing
+        for the oracle and single-task agents, whose budget is 0."""
+        family = self.family
+        if family == "gradient":
+            return "inner steps"
+        return "episodes" if family in ("rl2", "pearl") else "steps (it does not adapt)"
 
     def adapt(
         self,
