@@ -38,7 +38,7 @@ import torch
 from metarl.envs import resolve_env_id
 from metarl.envs.base import Task
 from metarl.sampling.tasks import HELD_OUT_SEED_OFFSET, held_out_tasks
-from metarl.training.evaluation import evaluate, mean_ci95, success_summary
+from metarl.training.evaluation import evaluate, final_checkpoint, mean_ci95, success_summary
 from metarl.training.run_folder import Run
 
 DEFAULT_STEPS = 3
@@ -122,6 +122,7 @@ def compare(
                 f"{run_dir} is a {run.agent} run, which does not adapt to tasks (compare takes "
                 "meta-RL runs; --baselines adds the non-meta ones)"
             )
+        final_checkpoint(Path(run_dir), run)  # a run with nothing to evaluate fails before any work
         if (run.env, run.env_kwargs) != (first.env, first.env_kwargs):
             raise ValueError(
                 f"compare needs runs of one env: {run_dirs[0]} is {_env_name(first)}, "

@@ -89,12 +89,16 @@ def test_the_pretrained_and_oracle_baselines_are_their_run_folders(runs, tmp_pat
 
 def test_bad_comparisons_are_one_line_errors(runs, tmp_path, capsys):
     other = train("reptile", tmp_path / "bandit", env="bandit")
+    untrained = train("reptile", tmp_path / "untrained")
+    (untrained / "checkpoints" / "latest.pt").unlink()
+    (untrained / "checkpoints" / "policy.pt").unlink(missing_ok=True)
     cases = [
         ([str(runs["reptile"]), str(other)], "runs of one env"),
         ([str(runs["reptile"]), "--baselines", "oracle"], "unknown baseline 'oracle'"),
         ([str(runs["trpo"])], "does not adapt to tasks"),
         ([str(runs["reptile"]), "--tasks-file", str(tmp_path / "none.json")], "does not exist"),
         ([str(tmp_path / "nowhere")], "is not a folder"),
+        ([str(runs["reptile"]), str(untrained)], "has no checkpoint"),
     ]
     for args, message in cases:
         capsys.readouterr()
