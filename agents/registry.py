@@ -8,6 +8,7 @@ from typing import Any
 from metarl.agents.maml import MAML, MAMLConfig
 from metarl.agents.multitask import MultiTask, MultiTaskConfig
 from metarl.agents.oracle import Oracle, OracleConfig
+from metarl.agents.parts.inner_loop import InnerLoopAgent
 from metarl.agents.pearl import PEARL, PEARLConfig
 from metarl.agents.ppo import PPO, PPOConfig
 from metarl.agents.promp import ProMP, ProMPConfig
@@ -83,3 +84,17 @@ def agent_spec(name: str) -> AgentSpec:
     if name not in REGISTRY:
         raise ValueError(f"unknown agent {name!r}; the agents are: {', '.join(REGISTRY)}")
     return REGISTRY[name]
+
+
+def adaptation_kind(name: str) -> str:
+    """How the agent `name` adapts to a task, by what its class offers: 'gradient' (inner
+    steps: the MAML family, ProMP, Reptile, the multitask baseline), 'trial' (episodes of a
+    trial: RL², PEARL), 'oracle' (it observes the task) or 'none' (single-task agents)."""
+    agent_class = agent_spec(name).agent_class
+    if issubclass(agent_class, InnerLoopAgent):
+        return "gradient"
+    if hasattr(agent_class, "trial_outcomes"):
+        return "trial"
+    if hasattr(agent_class, "task_outcomes"):
+        return "oracle"
+    return "none"

@@ -271,6 +271,7 @@ def _compare(args: argparse.Namespace) -> int:
 def _comparison_videos(folder: Path, result: dict, task: dict) -> list[Path]:
     """One before/after video per run of a comparison, on its first task, adapted with the
     steps or episodes the comparison gave it (`videos/LABEL.mp4`)."""
+    from metarl.agents.registry import adaptation_kind
     from metarl.cli.render import render_video
 
     written = []
@@ -278,7 +279,8 @@ def _comparison_videos(folder: Path, result: dict, task: dict) -> list[Path]:
         source = Path(curve["source"])
         if not (source / "config.yaml").is_file():
             continue  # the scratch baseline has no run folder
-        budget = 0 if curve["agent"] == "oracle" else len(curve["env_steps"]) - 1
+        adapts = adaptation_kind(curve["agent"]) != "oracle"
+        budget = len(curve["env_steps"]) - 1 if adapts else 0
         name = "".join(c if c.isalnum() or c in "-_" else "_" for c in curve["label"])
         print(f"rendering: {curve['label']}", file=sys.stderr, flush=True)
         video = render_video(source, task, budget, folder / f"{name}.mp4")["video"]

@@ -35,6 +35,7 @@ from typing import Any
 import gymnasium as gym
 import torch
 
+from metarl.agents.registry import adaptation_kind
 from metarl.envs import resolve_env_id
 from metarl.envs.base import Task
 from metarl.sampling.tasks import HELD_OUT_SEED_OFFSET, held_out_tasks
@@ -168,18 +169,18 @@ def _run_curve(
     run_dir: Path, run: Run, tasks: list[Task], budget: int, horizon: int
 ) -> dict[str, Any]:
     """A trained run's adaptation within `budget`: as many inner steps or episodes as fit."""
-    trial = "episodes_per_trial" in run.config
+    kind = adaptation_kind(run.agent)
     cost = _step_cost(run, horizon)
-    if run.agent == "oracle":
+    if kind == "oracle":
         result = evaluate(run_dir, tasks=tasks, adapt_steps=0)
         flat = {k: v * 2 for k, v in result.items() if k in SERIES}  # its one point, twice
         label = "oracle (observes the task)"
         return _curve(label, run.agent, str(run_dir), "observes the task", [0, budget], flat)
-    if trial:
+    if kind == "trial":
         result = evaluate(run_dir, tasks=tasks, episodes=budget // cost + 1)
     else:
         result = evaluate(run_dir, tasks=tasks, adapt_steps=budget // cost)
-    unit = "episodes" if trial else "inner steps"
+    unit = "episodes" if kind == "trial" else "inner steps"
     label = "pretrained (multitask)" if run.agent == "multitask" else run.agent
     unit = "fine-tuning steps" if run.agent == "multitask" else unit
     return _curve(label, run.agent, str(run_dir), unit, result["adaptation_env_steps"], result)
@@ -227,7 +228,7 @@ def _scratch(runs: list[Run], task_list: TaskList, budget: int, horizon: int) ->
             episodes_per_task=episodes,
             horizon=horizon,
             hidden_sizes=tuple(hidden),
-            seed=((task_list.seed or 0) * 100_003 + index) % 2**32,  # a stream per task
+            seed=_task_seed(task_list, index),
             num_workers=reference.get("num_workers", 2),
             device=reference.get("device", "auto"),
         )
@@ -261,7 +262,7 @@ def _sb3(algorithm: str) -> Callable[..., dict[str, Any]]:
         points = budget // chunk
         returns, successes = [], []
         for index, task in enumerate(task_list.tasks):
-            seed = ((task_list.seed or 0) * 100_003 + index) % 2**32
+            seed = _task_seed(task_list, index)
             env = gym.make(task_list.env, max_episode_steps=horizon, **task_list.env_kwargs)
             env.unwrapped.set_task(task)
             # One update per batch, in minibatches of SB3's 64 or the largest divisor below it.
@@ -321,8 +322,8 @@ BASELINES: dict[str, Callable[..., dict[str, Any]]] = {
 def _scratch_reference(runs: list[Run]) -> dict[str, Any]:
     """The config whose batch and policy width the scratch baselines take: the first gradient
     meta-learner's (else the first run's, with 20 episodes per batch)."""
-    gradient = [r for r in runs if "inner_lr" in r.config and r.agent != "multitask"]
-    gradient = gradient or [r for r in runs if "inner_lr" in r.config]
+    gradient = [r for r in runs if adaptation_kind(r.agent) == "gradient"]
+    gradient = [r for r in gradient if r.agent != "multitask"] or gradient
     if gradient:
         return gradient[0].config
     return {**runs[0].config, "episodes_per_task": 20}
@@ -341,16 +342,21 @@ def _summary(returns: list[list[float]], successes: list[list[float | None]]) ->
 def _step_cost(run: Run, horizon: int) -> int:
     """Env steps one unit of the run's adaptation takes: an inner step's episodes, or one
     episode of a trial."""
-    if "episodes_per_trial" in run.config:
+    if adaptation_kind(run.agent) == "trial":
         return horizon
     return run.config.get("episodes_per_task", 1) * horizon
+
+
+def _task_seed(task_list: TaskList, index: int) -> int:
+    """The seed of a scratch baseline's learner on task `index`: one stream per task, from the
+    list's seed, so a reused `tasks.json` gives the same curve."""
+    return ((task_list.seed or 0) * 100_003 + index) % 2**32
 
 
 def _adapts(run: Run) -> bool:
     """Whether the run's agent adapts (a trial agent, a gradient-step one, the multitask
     baseline fine-tuned like one) or is the oracle."""
-    config = run.config
-    return "episodes_per_trial" in config or "inner_lr" in config or run.agent == "oracle"
+    return adaptation_kind(run.agent) != "none"
 
 
 def _horizon(run: Run) -> int:

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from metarl.agents.parts.config import ClosesOnExit
+from metarl.agents.registry import adaptation_kind
 from metarl.envs import resolve_env_id
 from metarl.envs.base import Task
 from metarl.policies import Params, call
@@ -150,16 +151,10 @@ class MetaPolicy(ClosesOnExit):
     def family(self) -> str:
         """'gradient' (the MAML family, ProMP, Reptile, the multitask baseline), 'rl2',
         'pearl', 'oracle' or 'single-task'."""
-        agent = self.agent
-        if hasattr(agent, "inner_loop"):
-            return "gradient"
-        if hasattr(agent, "encoder") and hasattr(agent, "posterior_of"):
-            return "pearl"
-        if hasattr(agent, "trial_outcomes"):
-            return "rl2"
-        if hasattr(agent, "task_outcomes"):
-            return "oracle"
-        return "single-task"
+        kind = adaptation_kind(self.run.agent)
+        if kind == "trial":
+            return "pearl" if hasattr(self.agent, "posterior_after") else "rl2"
+        return {"none": "single-task"}.get(kind, kind)
 
     @property
     def budget_unit(self) -> str:
