@@ -288,6 +288,33 @@ def _comparison_videos(folder: Path, result: dict, task: dict) -> list[Path]:
     return written
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    from metarl.cli.reproduce import find_benchmarks, listing, reproduce, table
+
+    benchmarks = find_benchmarks(Path(args.benchmarks) if args.benchmarks else None)
+    if args.list:
+        if args.name or args.quick or args.seeds or args.out:
+            raise ValueError("--list takes no NAME or other option")
+        print(listing(benchmarks))
+        return 0
+    if not args.name:
+        raise ValueError("reproduce needs a NAME (metarl reproduce --list names them)")
+    record = reproduce(
+        benchmarks,
+        args.name,
+        seeds=args.seeds,
+        quick=args.quick,
+        out_dir=Path(args.out) if args.out else None,
+    )
+    if args.json:
+        print(json.dumps(record, indent=1))
+    else:
+        print(table(record), end="")
+        if "out" in record:
+            print(f"written to {record['out']} (the report reproduction.*, the runs seed-*/)")
+    return 1 if record["passed"] is False else 0
+
+
 def _render(args: argparse.Namespace) -> int:
     from metarl.cli.render import render_video
 
@@ -519,6 +546,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     comparison.add_argument("--json", action="store_true", help="print the result as JSON")
     comparison.set_defaults(run=_compare)
+
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="run a named benchmark and check it against its committed reference band",
+        description="Runs a reproduction of benchmarks/reproductions/ and compares every "
+        "curve, point by point, with the band its reference seeds draw (the 95%% prediction "
+        "interval of one more seed); prints a pass/fail table (exit 1 on fail). --quick "
+        "retrains the first iterations of the reference seeds: rows identical to the "
+        "recorded ones, or inside the band.",
+    )
+    reproduce.add_argument("name", nargs="?", metavar="NAME", help="the reproduction (--list)")
+    reproduce.add_argument("--list", action="store_true", help="name the reproductions there are")
+    reproduce.add_argument(
+        "--quick", action="store_true", help="only the first iterations of the reference seeds"
+    )
+    reproduce.add_argument(
+        "--seeds",
+        type=_positive_int,
+        help="runs: the first K reference seeds, then new ones (default: the reference seeds)",
+    )
+    reproduce.add_argument(
+        "--out",
+        help="folder of the runs and report (default: reproductions/NAME; --quick: temporary)",
+    )
+    reproduce.add_argument(
+        "--benchmarks", help="the benchmarks/ folder (default: the repository's)"
+    )
+    reproduce.add_argument("--json", action="store_true", help="print the record as JSON")
+    reproduce.set_defaults(run=_reproduce)
 
     render = commands.add_parser(
         "render",

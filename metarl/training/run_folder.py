@@ -22,6 +22,7 @@ import yaml
 import metarl
 from metarl.agents.parts.protocol import Agent
 from metarl.agents.registry import agent_spec
+from metarl.envs import resolve_env_id
 from metarl.training.checkpoint import make_folder, write_atomically
 from metarl.training.config import build_config, config_dict
 
@@ -58,6 +59,28 @@ class Run:
     """The metarl that wrote the folder."""
     format: int = field(default=RUN_FORMAT)
     """The run-folder layout the record was read in (`save` always writes `RUN_FORMAT`)."""
+
+    @classmethod
+    def create(
+        cls,
+        agent: str,
+        env: str,
+        values: dict[str, Any],
+        env_kwargs: dict[str, Any] | None = None,
+        checkpoint_every: int = 50,
+    ) -> Run:
+        """The record of a new run: the agent's config built from `values` on top of its
+        registry overrides and defaults (a bad value is a one-line `ValueError`), the env's
+        full id."""
+        spec = agent_spec(agent)
+        config = build_config(spec.config_class, {**spec.overrides, **values})
+        return cls(
+            agent,
+            resolve_env_id(env),
+            dict(env_kwargs or {}),
+            config_dict(config),
+            checkpoint_every,
+        )
 
     def build(self, **overrides: Any) -> Agent:
         """A fresh agent of this run (config values in `overrides` replace the recorded ones)."""

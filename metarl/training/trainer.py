@@ -21,16 +21,13 @@ import torch
 from tqdm import tqdm
 
 from metarl.agents.parts.protocol import Agent
-from metarl.agents.registry import agent_spec
 from metarl.backend.progress import SILENT
-from metarl.envs import resolve_env_id
 from metarl.training.checkpoint import (
     load_checkpoint,
     restore_agent,
     save_checkpoint,
     write_atomically,
 )
-from metarl.training.config import build_config, config_dict
 from metarl.training.logger import Logger, Row, read_progress
 from metarl.training.phase_bar import PhaseBar
 from metarl.training.run_folder import Run, claim_folder, discard_history, run_lock
@@ -46,11 +43,7 @@ def new_run(
 ) -> Run:
     """Check the agent, env and config values, and record the run in `out_dir` (new, empty, or
     left by a creation that was interrupted)."""
-    spec = agent_spec(agent)
-    config = build_config(spec.config_class, {**spec.overrides, **values})
-    run = Run(
-        agent, resolve_env_id(env), dict(env_kwargs or {}), config_dict(config), checkpoint_every
-    )
+    run = Run.create(agent, env, values, env_kwargs, checkpoint_every)
     _check_env_kwargs(run.env, run.env_kwargs)
     out_dir = claim_folder(Path(out_dir))
     with run_lock(out_dir):
