@@ -5,6 +5,10 @@ previous action, previous reward, done). A trial is `episodes_per_trial` episode
 the hidden state carried across them and reset between trials. The outer RL algorithm (TRPO as in
 the paper, or PPO) treats a whole trial as one episode, so that the reward of later episodes
 credits the exploration done in earlier ones (§2.2 of the paper).
+
+GAE bootstraps from the linear feature baseline by default, or, with `value_function` 'gru',
+from a GRU value function on the policy's inputs (`agents/parts/recurrent_value.py`), the
+learned value function the paper pairs with λ = 0.3.
 """
 
 from __future__ import annotations
@@ -20,13 +24,18 @@ from torch.distributions import Distribution
 
 from metarl.agents.parts.checks import check_float, check_int, check_optional_int
 from metarl.agents.parts.config import AgentConfig, OwnsSampler
+from metarl.agents.parts.recurrent_value import (
+    GRUValueNetwork,
+    RecurrentValue,
+    check_value_function,
+)
 from metarl.agents.parts.seeding import InitRNG
 from metarl.agents.parts.state import (
     load_policy_tasks_sampler_state,
     policy_tasks_sampler_state,
 )
 from metarl.agents.parts.trust_region import TrustRegionConfig, trust_region_update
-from metarl.backend.advantages import fitted_advantages
+from metarl.backend.advantages import discounted_returns, fitted_advantages, gae, normalize
 from metarl.backend.device import adam
 from metarl.backend.losses import clipped_surrogate_loss, masked_mean, mean_kl
 from metarl.backend.progress import SILENT, Progress
@@ -41,7 +50,8 @@ Previous = tuple[Tensor, Tensor, Tensor]  # previous (action, reward, done), eac
 @dataclass
 class RL2Config(AgentConfig):
     """What RL² needs whatever its outer optimizer (defaults: the paper's bandit setting, with a
-    smaller batch; its GAE λ = 0.3 leans on a value function we do not have, see `gae_lambda`)."""
+    smaller batch and the linear baseline at λ = 1; the paper's λ = 0.3 with a learned value
+    function is `value_function` 'gru' with `gae_lambda` 0.3)."""
 
     meta_batch_size: int = 100
     """Trials per iteration, each on a freshly drawn task, >= 1."""
@@ -51,16 +61,39 @@ class RL2Config(AgentConfig):
     hidden_size: int = 256
     """GRU hidden units (the paper's 256), >= 1."""
     gae_lambda: float = 1.0
-    """GAE λ, in [0, 1]. The paper's 0.3 pairs with a learned value function; our baseline is
-    the linear feature baseline on (observation, step of the trial), which only λ = 1 leaves
-    unbiased."""
+    """GAE λ, in [0, 1]. The linear baseline (`value_function` 'linear') sees only the
+    observation and the step of the trial, which only λ = 1 leaves unbiased; the paper's 0.3
+    pairs with a learned value function ('gru')."""
+    value_function: str = "linear"
+    """What GAE bootstraps from: 'linear', the linear feature baseline on (observation, step of
+    the trial), refitted to each batch's returns; or 'gru', a GRU on the policy's inputs
+    unrolled over whole trials and fitted to the trials' discounted returns after each update
+    (the `value_*` keys), as the paper's value function."""
+    value_hidden_size: int = 64
+    """GRU units of the 'gru' value function, >= 1."""
+    value_learning_rate: float = 1e-3
+    """Adam step size of the 'gru' value function, finite and > 0."""
+    value_epochs: int = 5
+    """Passes over each iteration's trials when fitting the 'gru' value function, >= 1."""
+    value_minibatch_trials: int = 25
+    """Trials per Adam step of the 'gru' value function, >= 1 (one minibatch of all when above
+    `meta_batch_size`)."""
 
     def __post_init__(self) -> None:
         """Check the shared fields, then RL²'s."""
         AgentConfig.__post_init__(self)
-        for name in ("meta_batch_size", "episodes_per_trial", "hidden_size"):
+        for name in (
+            "meta_batch_size",
+            "episodes_per_trial",
+            "hidden_size",
+            "value_hidden_size",
+            "value_epochs",
+            "value_minibatch_trials",
+        ):
             check_int(name, getattr(self, name))
         check_float("gae_lambda", self.gae_lambda, 0, 1)
+        check_value_function("value_function", self.value_function)
+        check_float("value_learning_rate", self.value_learning_rate, 0, low_open=True)
 
 
 @dataclass
@@ -135,7 +168,8 @@ class RL2(OwnsSampler, ABC):
         self, env: str, config: RL2Config, *, env_kwargs: dict[str, Any] | None = None
     ) -> None:
         """The sampler of `meta_batch_size` envs of `env` (`env_kwargs` go to `gymnasium.make`),
-        the task source and the GRU policy, all seeded by `config.seed`."""
+        the task source, the GRU policy and, with `value_function` 'gru', the GRU value function
+        (from the policy's init stream, after it), all seeded by `config.seed`."""
         self.config = cfg = config
         env_kwargs = env_kwargs or {}
         self.sampler = cfg.make_sampler(env, cfg.meta_batch_size, env_kwargs)
@@ -146,11 +180,27 @@ class RL2(OwnsSampler, ABC):
             raise
         self.device = cfg.torch_device
         self.progress: Progress = SILENT  # the trainer's nested bar, when it trains this agent
+        self.value: RecurrentValue | None = None  # None: the linear baseline, fitted per batch
         with InitRNG(cfg.seed):  # initialized on the CPU: the same weights on every device
             self.policy = make_recurrent_policy(
                 self.sampler.observation_space, self.sampler.action_space, cfg.hidden_size
             )
+            if cfg.value_function == "gru":
+                network = GRUValueNetwork(
+                    self.sampler.observation_space.shape[0],
+                    self.sampler.action_space,
+                    cfg.value_hidden_size,
+                )
         self.policy.to(self.device)
+        if cfg.value_function == "gru":
+            self.value = RecurrentValue(
+                network,
+                learning_rate=cfg.value_learning_rate,
+                epochs=cfg.value_epochs,
+                minibatch_trials=cfg.value_minibatch_trials,
+                seed=cfg.seed,
+                device=self.device,
+            )
 
     def sample_trials(self, tasks: Sequence[Task], episodes_per_trial: int) -> Episodes:
         """One trial (column) per task, `episodes_per_trial` episodes each."""
@@ -165,27 +215,42 @@ class RL2(OwnsSampler, ABC):
         )
 
     def advantages(self, episodes: Episodes) -> Tensor:
-        """Normalized GAE `[T, B]` over whole trials, on the linear baseline of trial time."""
+        """Normalized GAE `[T, B]` over whole trials, on the linear baseline of trial time, or
+        on the GRU value function as it stands (fitted to earlier batches, not to this one)."""
         cfg, mask = self.config, episodes.mask
-        return fitted_advantages(
-            episodes.observations,
-            episodes.rewards,
-            trial_ends(mask),
-            mask,
-            cfg.discount,
-            cfg.gae_lambda,
-        )
+        if self.value is None:
+            return fitted_advantages(
+                episodes.observations,
+                episodes.rewards,
+                trial_ends(mask),
+                mask,
+                cfg.discount,
+                cfg.gae_lambda,
+            )
+        values = self.value.predict(episodes.observations, episodes.previous_step_inputs(), mask)
+        advantages = gae(episodes.rewards, values, trial_ends(mask), cfg.discount, cfg.gae_lambda)
+        return normalize(advantages, mask)
+
+    def fit_value(self, episodes: Episodes) -> dict[str, float]:
+        """Fit the GRU value function to the discounted returns of `episodes`' whole trials;
+        its metrics (`RecurrentValue.fit`), none with the linear baseline."""
+        if self.value is None:
+            return {}
+        mask = episodes.mask
+        returns = discounted_returns(episodes.rewards, trial_ends(mask), self.config.discount)
+        return self.value.fit(episodes.observations, episodes.previous_step_inputs(), returns, mask)
 
     @abstractmethod
     def update(self, episodes: Episodes, advantages: Tensor) -> dict[str, float]:
         """Improve the policy on `episodes` (sampled with it); return the update's metrics."""
 
     def train_step(self) -> dict[str, float]:
-        """One iteration: a trial on each of `meta_batch_size` new tasks, then one update.
+        """One iteration: a trial on each of `meta_batch_size` new tasks, then one update, then
+        (with `value_function` 'gru') the value function's fit on the same trials.
 
         Metrics: `trial_return` (total reward per trial, the paper's measure), mean episode
         `return`, `first_episode_return` and `last_episode_return` of the trials (their gap is
-        the adaptation), env steps, and the update's own.
+        the adaptation), env steps, the update's own and the value function's fit's.
         """
         cfg = self.config
         tasks = self.task_env.sample_tasks(cfg.meta_batch_size)
@@ -194,6 +259,7 @@ class RL2(OwnsSampler, ABC):
         successes = episodes.episode_successes()
         episodes = episodes.to(self.device)
         metrics = self.update(episodes, self.advantages(episodes))
+        metrics |= self.fit_value(episodes)
         if successes is not None:  # the first and last episodes' success rates (Meta-World)
             successes = successes.reshape(len(tasks), cfg.episodes_per_trial)
             metrics |= {
@@ -230,12 +296,20 @@ class RL2(OwnsSampler, ABC):
         return EpisodeOutcomes(returns, success)
 
     def state_dict(self) -> dict[str, Any]:
-        """Policy, and the task and sampler RNG states (subclasses add their own)."""
-        return policy_tasks_sampler_state(self.policy, self.task_env, self.sampler)
+        """Policy, the task and sampler RNG states and, with `value_function` 'gru', the value
+        function's network, optimizer and RNG (subclasses add their own)."""
+        state = policy_tasks_sampler_state(self.policy, self.task_env, self.sampler)
+        if self.value is not None:
+            state["value_function"] = self.value.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what `state_dict` returned."""
+        """Restore what `state_dict` returned. A checkpoint without a value function (written
+        with the linear baseline, as every one before `value_function` existed) leaves a 'gru'
+        value function as built, so a linear run's policy can start a 'gru' one."""
         load_policy_tasks_sampler_state(state, self.policy, self.task_env, self.sampler)
+        if self.value is not None and "value_function" in state:
+            self.value.load_state_dict(state["value_function"])
 
 
 class RL2TRPO(RL2):

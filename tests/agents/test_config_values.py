@@ -49,13 +49,15 @@ COUNTS = (  # integers >= 1: batch, episode, task, step and size counts
     "iterations meta_batch_size episodes_per_task episodes_per_trial num_inner_steps "
     "cg_iterations max_backtracks outer_steps epochs minibatch_size minibatch_trials "
     "hidden_size num_train_tasks batch_size context_batch_size num_initial_episodes "
-    "num_prior_episodes latent_size replay_buffer_size num_eval_tasks max_envs"
+    "num_prior_episodes latent_size replay_buffer_size num_eval_tasks max_envs "
+    "value_hidden_size value_epochs value_minibatch_trials"
 ).split()
 NONNEGATIVE_COUNTS = (
     "num_workers num_posterior_episodes num_extra_posterior_episodes num_gradient_steps eval_every"
 ).split()
 POSITIVE_FLOATS = (  # finite and > 0: step sizes, trust regions, clip ranges, scales
-    "max_kl outer_lr learning_rate target_inner_kl max_grad_norm reward_scale reward_noise_std"
+    "max_kl outer_lr learning_rate target_inner_kl max_grad_norm reward_scale reward_noise_std "
+    "value_learning_rate"
 ).split()
 NONNEGATIVE_FLOATS = (  # finite and >= 0: weights and coefficients (0 switches them off)
     "cg_damping inner_lr exploration_weight inner_kl_coeff entropy_coef kl_weight "
@@ -149,6 +151,9 @@ CASES = [
     ("c", INF, "got inf", None),
     ("reward_noise_std", 0.0, "> 0", None),
     ("reward_noise_std", NAN, "got nan", None),
+    # RL²'s value function: one of two names.
+    ("value_function", "mlp", "must be 'linear' or 'gru', got 'mlp'", None),
+    ("value_function", None, "must be 'linear' or 'gru', got None", None),
     # The task of a single-task trainer is a mapping of field names (the env checks the rest).
     ("task", 3, "None or a mapping of task field names to values", None),
     ("task", "goal", "mapping", None),

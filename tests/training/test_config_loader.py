@@ -274,6 +274,11 @@ VALID = {
     "minibatch_size": count(),
     "entropy_coef": number(0),
     "max_grad_norm": number(0, low_open=True),
+    "value_function": lambda value, config: isinstance(value, str) and value in ("linear", "gru"),
+    "value_hidden_size": count(),
+    "value_learning_rate": number(0, low_open=True),
+    "value_epochs": count(),
+    "value_minibatch_trials": count(),
     # PEARL
     "num_train_tasks": count(),
     "batch_size": count(),
