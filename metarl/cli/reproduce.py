@@ -170,10 +170,12 @@ def reproduce(
     if out_dir is None and quick:
         with tempfile.TemporaryDirectory(prefix=f"metarl-reproduce-{name}-") as scratch:
             runs = run_seeds(repro, chosen, Path(scratch), iterations)
-        return _record(repro, reference.seeds, check_rows(repro, reference, runs, quick=True), True)
+        checks = check_rows(repro, reference, runs, quick=True)
+        return check_record(repro, reference.seeds, checks, True)
     out_dir = make_folder(Path(out_dir or f"reproductions/{name}"))
     runs = run_seeds(repro, chosen, out_dir, iterations)
-    record = _record(repro, reference.seeds, check_rows(repro, reference, runs, quick=quick), quick)
+    checks = check_rows(repro, reference, runs, quick=quick)
+    record = check_record(repro, reference.seeds, checks, quick)
     record["out"] = str(out_dir)
     write_report(out_dir, record)
     return record
@@ -214,7 +216,7 @@ def _first_references(
     return record
 
 
-def _record(
+def check_record(
     repro: Reproduction, reference_seeds: list[int], checks: list[SeedCheck], quick: bool
 ) -> dict:
     """The result of a check as plain data (what `reproduction.json` holds)."""
