@@ -200,7 +200,6 @@ def test_a_format_1_folder_is_migrated_on_read(run_dir):
 PENDING = {  # run with metarl 0.1.0 before checkpoints were committed; their re-runs are due
     "rl2-trpo-bandit-n100-k10",
     "rl2-trpo-bandit-n100-k50",
-    "rl2-trpo-halfcheetah-vel",
     "rl2-trpo-tabular-n10",
 }
 
