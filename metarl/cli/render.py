@@ -53,10 +53,8 @@ def render_video(
         try:
             env.unwrapped.set_task(task)
             sides = []
-            for label, k in (
-                ("before adaptation", 0),
-                (f"after {budget} {meta.budget_unit}", budget),
-            ):
+            unit = meta.budget_unit.removesuffix("s") if budget == 1 else meta.budget_unit
+            for label, k in (("before adaptation", 0), (f"after {budget} {unit}", budget)):
                 policy = meta.adapt(None, task, k, deterministic=deterministic)
                 frames, total = _episode_frames(env, policy, seed)
                 sides.append({"label": label, "return": total, "frames": frames})

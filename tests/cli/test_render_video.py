@@ -49,7 +49,7 @@ def test_before_and_after_play_side_by_side(cheetah_run, tmp_path, suffix):
         assert result.returncode == 2 and result.stderr.startswith("metarl: error: ")
         pytest.skip(f"no offscreen OpenGL here: {result.stderr.strip()}")
     assert "before adaptation: return" in result.stdout
-    assert "after 1 inner steps: return" in result.stdout
+    assert "after 1 inner step: return" in result.stdout
     video = iio.imread(out, index=None)
     # 16 frames (reset and 15 steps), a 24-pixel header, two 64-wide sides and a 4-pixel gap
     # (the MP4 padded to whole 16-pixel blocks).
