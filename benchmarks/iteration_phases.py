@@ -50,6 +50,20 @@ WORKLOADS: dict[str, tuple[str, str, str | None, dict[str, Any]]] = {
     ),
     "maml-navigation-exact": ("maml-trpo", "navigation2d", "navigation2d", {"fisher_tasks": None}),
     "maml-navigation": ("maml-trpo", "navigation2d", "navigation2d", {}),
+    # Duan et al.'s n = 100 bandit row (k = 5, the env's default) with the paper's value function
+    # and GRU 256, at 500 trials (the paper's batch is 2500)
+    "rl2-bandit-n100-paper": (
+        "rl2-trpo",
+        "bandit",
+        "rl2-bandit",
+        {
+            "episodes_per_trial": 100,
+            "meta_batch_size": 500,
+            "hidden_size": 256,
+            "value_function": "gru",
+            "gae_lambda": 0.3,
+        },
+    ),
 }
 
 # (module, attribute path, phase, absorbing): the functions timed. Absorbing phases keep the
@@ -67,6 +81,7 @@ PHASES: list[tuple[str, str, str, bool]] = [
     ("metarl.backend.optim", "natural_gradient_step", "CG / Fisher", True),
     ("metarl.backend.optim", "backtracking_line_search", "line search", True),
     ("metarl.agents.promp", "ProMP._old_stage_dists", "inner steps", False),
+    ("metarl.agents.parts.recurrent_value", "RecurrentValue.fit", "value fit", False),
 ]
 
 
