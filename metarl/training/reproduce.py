@@ -28,7 +28,7 @@ as the references (normal approximation). Two checks use it:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,10 +123,8 @@ def _differences(expected: Run, recorded: Run) -> str:
     """What differs between two run records' settings (empty: nothing), one line."""
     pairs = {"agent": (expected.agent, recorded.agent), "env": (expected.env, recorded.env)}
     pairs["env_kwargs"] = (expected.env_kwargs, recorded.env_kwargs)
-    keys = sorted(set(expected.config) | set(recorded.config) - {"iterations"})
-    for key in keys:
-        if key != "iterations":
-            pairs[key] = (expected.config.get(key), recorded.config.get(key))
+    for key in sorted((set(expected.config) | set(recorded.config)) - {"iterations"}):
+        pairs[key] = (expected.config.get(key), recorded.config.get(key))
     return ", ".join(
         f"{k} {b!r} (the reproduction: {a!r})" for k, (a, b) in pairs.items() if a != b
     )
@@ -283,14 +281,12 @@ def run_seeds(
     seeds: Sequence[int],
     out_dir: Path,
     iterations: int,
-    train: Callable[[Path, int], Any] | None = None,
 ) -> dict[int, list[Row]]:
     """Train `iterations` of this reproduction for each seed into `out_dir/seed-S` (a folder
     already there continues from its checkpoint, so an interrupted reproduction resumes) and
     return each run's rows."""
     from metarl.training import trainer
 
-    train = train or (lambda folder, total: trainer.train(folder, total))
     runs = {}
     for seed in seeds:
         folder = Path(out_dir) / f"seed-{seed}"
@@ -301,7 +297,7 @@ def run_seeds(
                 raise ValueError(f"{folder} holds a run of another setting: {different}")
         else:
             trainer.new_run(record.agent, record.env, record.config, folder, record.env_kwargs)
-        train(folder, iterations)
+        trainer.train(folder, iterations)
         runs[seed] = read_progress(folder / "progress.csv")[:iterations]
     return runs
 
