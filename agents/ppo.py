@@ -17,6 +17,7 @@ from metarl.agents.parts.single_task import SingleTaskConfig, SingleTaskTrainer
 from metarl.backend.advantages import gae, normalize
 from metarl.backend.device import adam
 from metarl.backend.losses import clipped_surrogate_loss, mean_kl
+from metarl.backend.minibatches import minibatches
 from metarl.policies import mlp
 from metarl.sampling.episodes import Episodes
 
@@ -160,20 +161,20 @@ class PPO(SingleTaskTrainer):
             loss_before = policy_loss(slice(None))[0]
             value_loss = self.value.loss(obs, steps, returns)
 
-        for _ in range(cfg.epochs):
-            shuffled = torch.randperm(len(obs), generator=self.generator).to(obs.device)
-            for index in shuffled.split(cfg.minibatch_size):
-                surrogate, entropy = policy_loss(index)
-                loss = (
-                    surrogate
-                    - cfg.entropy_coef * entropy
-                    + self.value.loss(obs[index], steps[index], returns[index])
-                )
-                self.optimizer.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
-                nn.utils.clip_grad_norm_(self.value.parameters(), cfg.max_grad_norm)
-                self.optimizer.step()
+        for index in minibatches(
+            len(obs), cfg.minibatch_size, cfg.epochs, self.generator, obs.device
+        ):
+            surrogate, entropy = policy_loss(index)
+            loss = (
+                surrogate
+                - cfg.entropy_coef * entropy
+                + self.value.loss(obs[index], steps[index], returns[index])
+            )
+            self.optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
+            nn.utils.clip_grad_norm_(self.value.parameters(), cfg.max_grad_norm)
+            self.optimizer.step()
 
         with torch.no_grad():
             loss_after, entropy = policy_loss(slice(None))

@@ -38,6 +38,7 @@ from metarl.agents.parts.trust_region import TrustRegionConfig, trust_region_upd
 from metarl.backend.advantages import discounted_returns, fitted_advantages, gae, normalize
 from metarl.backend.device import adam
 from metarl.backend.losses import clipped_surrogate_loss, masked_mean, mean_kl
+from metarl.backend.minibatches import minibatches
 from metarl.backend.progress import SILENT, Progress
 from metarl.envs.base import Task
 from metarl.policies import Params, make_recurrent_policy, unroll
@@ -397,14 +398,15 @@ class RL2PPO(RL2):
         with torch.no_grad():
             old_dist = columns(slice(None))[0]
             loss_before = loss(slice(None))[0]
-        for _ in range(cfg.epochs):
-            shuffled = torch.randperm(mask.shape[1], generator=self.generator).to(mask.device)
-            for index in shuffled.split(cfg.minibatch_trials):
-                surrogate, entropy = loss(index)
-                self.optimizer.zero_grad()
-                (surrogate - cfg.entropy_coef * entropy).backward()
-                nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
-                self.optimizer.step()
+        batches = minibatches(
+            mask.shape[1], cfg.minibatch_trials, cfg.epochs, self.generator, mask.device
+        )
+        for index in batches:
+            surrogate, entropy = loss(index)
+            self.optimizer.zero_grad()
+            (surrogate - cfg.entropy_coef * entropy).backward()
+            nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
+            self.optimizer.step()
         with torch.no_grad():
             loss_after, entropy = loss(slice(None))
             kl = mean_kl(old_dist, columns(slice(None))[0], mask)

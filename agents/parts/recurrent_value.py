@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from metarl.agents.parts.checks import SEED_LIMIT, config_error
 from metarl.backend.device import adam
 from metarl.backend.losses import masked_mean
+from metarl.backend.minibatches import minibatches
 
 VALUE_FUNCTIONS = ("linear", "gru")
 """The values of RL²'s `value_function` key: the linear feature baseline refitted on each batch,
@@ -153,12 +154,13 @@ class RecurrentValue:
 
         with torch.no_grad():
             before = loss(slice(None))
-        for _ in range(self.epochs):
-            shuffled = torch.randperm(mask.shape[1], generator=self.generator).to(mask.device)
-            for index in shuffled.split(self.minibatch_trials):
-                self.optimizer.zero_grad()
-                loss(index).backward()
-                self.optimizer.step()
+        batches = minibatches(
+            mask.shape[1], self.minibatch_trials, self.epochs, self.generator, mask.device
+        )
+        for index in batches:
+            self.optimizer.zero_grad()
+            loss(index).backward()
+            self.optimizer.step()
         with torch.no_grad():
             after = loss(slice(None))
         return {"value_loss": before.item(), "value_loss_after": after.item()}
