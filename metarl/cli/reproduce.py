@@ -170,15 +170,25 @@ def reproduce(
     if out_dir is None and quick:
         with tempfile.TemporaryDirectory(prefix=f"metarl-reproduce-{name}-") as scratch:
             runs = run_seeds(repro, chosen, Path(scratch), iterations)
-        checks = check_rows(repro, reference, runs, quick=True)
-        return check_record(repro, reference.seeds, checks, True)
-    out_dir = make_folder(Path(out_dir or f"reproductions/{name}"))
+        return check_record(
+            repro, reference.seeds, check_rows(repro, reference, runs, quick=True), True
+        )
+    out_dir = _out_folder(repro, out_dir)
     runs = run_seeds(repro, chosen, out_dir, iterations)
     checks = check_rows(repro, reference, runs, quick=quick)
-    record = check_record(repro, reference.seeds, checks, quick)
-    record["out"] = str(out_dir)
+    record = {**check_record(repro, reference.seeds, checks, quick), "out": str(out_dir)}
     write_report(out_dir, record)
     return record
+
+
+def _out_folder(repro: Reproduction, out_dir: Path | None) -> Path:
+    """Where a kept reproduction writes its runs and report (default `reproductions/NAME`)."""
+    return make_folder(Path(out_dir or f"reproductions/{repro.name}"))
+
+
+def _identity(repro: Reproduction) -> dict[str, str]:
+    """The keys every `reproduction.json` starts with."""
+    return {key: getattr(repro, key) for key in ("name", "description", "agent", "env")}
 
 
 def _first_references(
@@ -193,14 +203,11 @@ def _first_references(
             f"{repro.name} --seeds 3), commit the runs to benchmarks/results and name them in "
             "its file"
         )
-    out_dir = make_folder(Path(out_dir or f"reproductions/{repro.name}"))
+    out_dir = _out_folder(repro, out_dir)
     chosen = list(range(seeds or FIRST_REFERENCE_SEEDS))
     runs = run_seeds(repro, chosen, out_dir, repro.iterations)
     record = {
-        "name": repro.name,
-        "description": repro.description,
-        "agent": repro.agent,
-        "env": repro.env,
+        **_identity(repro),
         "quick": False,
         "iterations": repro.iterations,
         "reference_seeds": [],
@@ -221,10 +228,7 @@ def check_record(
 ) -> dict:
     """The result of a check as plain data (what `reproduction.json` holds)."""
     return {
-        "name": repro.name,
-        "description": repro.description,
-        "agent": repro.agent,
-        "env": repro.env,
+        **_identity(repro),
         "quick": quick,
         "iterations": checks[0].iterations if checks else 0,
         "reference_seeds": reference_seeds,

@@ -217,9 +217,9 @@ def check_rows(
     reference band, by the quick rule (every row identical or inside) or the full rule
     (smoothed, ≥ `FULL_INSIDE` of the iterations inside and the last one)."""
     window = 1 if quick else repro.window
+    count = len(next(iter(reference.rows.values())))
     checks = []
     for seed, rows in runs.items():
-        count = len(next(iter(reference.rows.values())))
         if len(rows) < count:
             raise ValueError(f"the run of seed {seed} has {len(rows)} rows, the reference {count}")
         rows = rows[:count]
