@@ -22,12 +22,17 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
-from metarl.agents.parts.checks import check_float, check_int, check_optional_int
+from metarl.agents.parts.checks import (
+    check_choice,
+    check_float,
+    check_int,
+    check_optional_int,
+)
 from metarl.agents.parts.config import AgentConfig, OwnsSampler
 from metarl.agents.parts.recurrent_value import (
+    VALUE_FUNCTIONS,
     GRUValueNetwork,
     RecurrentValue,
-    check_value_function,
 )
 from metarl.agents.parts.seeding import InitRNG
 from metarl.agents.parts.state import (
@@ -93,7 +98,7 @@ class RL2Config(AgentConfig):
         ):
             check_int(name, getattr(self, name))
         check_float("gae_lambda", self.gae_lambda, 0, 1)
-        check_value_function("value_function", self.value_function)
+        check_choice("value_function", self.value_function, VALUE_FUNCTIONS)
         check_float("value_learning_rate", self.value_learning_rate, 0, low_open=True)
 
 

@@ -130,6 +130,15 @@ def check_bool(key: str, value: Any) -> bool:
     return value
 
 
+def check_choice(key: str, value: Any, choices: Sequence[str]) -> str:
+    """`value` if it is one of the strings `choices` (named in the message: "be 'a' or 'b'")."""
+    if not isinstance(value, str) or value not in choices:
+        quoted = [repr(choice) for choice in choices]
+        names = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+        raise config_error(key, f"be {names}", value)
+    return value
+
+
 def check_sizes(key: str, value: Any) -> Sequence[int]:
     """`value` if it is a list or tuple of layer widths, each an integer >= 1 (empty: no hidden
     layer, a linear network)."""

@@ -11,14 +11,36 @@ from typing import Any, Self
 import torch
 
 from metarl.agents.parts.checks import (
+    check_choice,
     check_float,
     check_int,
     check_optional_int,
     check_seed,
     check_sizes,
+    config_error,
 )
 from metarl.backend.device import resolve_device
+from metarl.sampling.ray_sampler import RaySampler, import_ray
 from metarl.sampling.sampler import VectorSampler
+
+SAMPLERS = ("local", "ray")
+"""The values of the `sampler` key."""
+
+EXECUTION_KEYS = ("sampler", "ray_address", "ray_workers")
+"""Config keys that choose where a run's envs step, never what the run computes (the Ray
+sampler's episodes are the local one's): a run resumes under other values of them, and a
+reproduction's reference may have run under any."""
+
+
+def check_execution(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` if every key is one of `EXECUTION_KEYS` (the values themselves are checked
+    where the config is built), else a one-line `ValueError`."""
+    other = [key for key in values if key not in EXECUTION_KEYS]
+    if other:
+        raise ValueError(
+            f"only {', '.join(EXECUTION_KEYS)} change for one session, not {', '.join(other)}"
+        )
+    return values
 
 
 @dataclass
@@ -37,6 +59,16 @@ class AgentConfig:
     num_workers: int = 2
     """Cores for the sampler, >= 0: C threads for metarl's MuJoCo envs, worker processes for
     other Gymnasium envs (0 steps those in this process)."""
+    sampler: str = "local"
+    """Where the envs step: 'local' (in this process and its threads, `VectorSampler`) or 'ray'
+    (the batch's columns split over Ray actors, `RaySampler`, with the very episodes of
+    'local'; needs `pip install -e ".[ray]"`)."""
+    ray_address: str | None = None
+    """With sampler 'ray': the cluster to join, its head's 'HOST:PORT' or 'auto' (the cluster
+    `ray start` began on this machine); None starts a local Ray instance."""
+    ray_workers: int = 2
+    """With sampler 'ray': the Ray actors the batch is split over, >= 1, each stepping its slice
+    on `num_workers` threads (and asking Ray for as many CPUs)."""
     device: str = "auto"
     """Where the networks, buffers and updates live: 'auto' (CUDA where torch finds a GPU,
     else the CPU), 'cpu', 'cuda' or 'cuda:N' (an absent GPU is an error, not a fall-back).
@@ -51,6 +83,12 @@ class AgentConfig:
         check_optional_int("horizon", self.horizon, none_means="the env's registered horizon")
         check_float("discount", self.discount, 0, 1, low_open=True)
         check_int("num_workers", self.num_workers, 0)
+        check_choice("sampler", self.sampler, SAMPLERS)
+        if self.ray_address is not None and not isinstance(self.ray_address, str):
+            raise config_error("ray_address", "be 'HOST:PORT', 'auto' or null", self.ray_address)
+        check_int("ray_workers", self.ray_workers)
+        if self.sampler == "ray":
+            import_ray()  # without the extra: one line naming the install, before any work
         resolve_device(self.device)  # a bad or absent device fails here, in one line
 
     @property
@@ -60,9 +98,21 @@ class AgentConfig:
 
     def make_sampler(
         self, env: str, num_envs: int, env_kwargs: dict[str, Any] | None = None
-    ) -> VectorSampler:
+    ) -> VectorSampler | RaySampler:
         """A sampler of `num_envs` envs of `env` (`env_kwargs` go to `gymnasium.make`) with these
-        settings' horizon, seed and workers: every agent's sampler is made here."""
+        settings' horizon, seed and workers, local or on Ray (`sampler`): every agent's sampler
+        is made here."""
+        if self.sampler == "ray":
+            return RaySampler(
+                env,
+                num_envs,
+                env_kwargs=env_kwargs,
+                horizon=self.horizon,
+                seed=self.seed,
+                num_workers=self.num_workers,
+                ray_workers=self.ray_workers,
+                ray_address=self.ray_address,
+            )
         return VectorSampler(
             env,
             num_envs,
@@ -122,7 +172,7 @@ class OwnsSampler(ClosesOnExit):
     """`close`, and use as a context manager, for an agent whose `sampler` holds threads or
     worker processes that must be released."""
 
-    sampler: VectorSampler
+    sampler: VectorSampler | RaySampler
 
     def close(self) -> None:
         """Release the sampler's threads or worker processes."""

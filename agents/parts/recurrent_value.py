@@ -19,7 +19,7 @@ import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
-from metarl.agents.parts.checks import SEED_LIMIT, config_error
+from metarl.agents.parts.checks import SEED_LIMIT
 from metarl.backend.device import adam
 from metarl.backend.losses import masked_mean
 from metarl.backend.minibatches import minibatches
@@ -29,13 +29,6 @@ VALUE_FUNCTIONS = ("linear", "gru")
 or the GRU value function of this module."""
 
 Previous = tuple[Tensor, Tensor, Tensor]  # previous (action, reward, done), each [T, B, ...]
-
-
-def check_value_function(key: str, value: Any) -> str:
-    """`value` if it is one of `VALUE_FUNCTIONS`, else the config's one-line `ValueError`."""
-    if not isinstance(value, str) or value not in VALUE_FUNCTIONS:
-        raise config_error(key, "be 'linear' or 'gru'", value)
-    return value
 
 
 class GRUValueNetwork(nn.Module):

@@ -126,13 +126,20 @@ def _train(args: argparse.Namespace) -> int:
     if continued and (args.agent or args.env or args.env_kwargs):
         raise ValueError("--resume/--restart take the agent and env the run folder records")
     if continued:
-        values = _config_values(args) if args.restart else None
-        run_dir = train(Path(continued), args.iterations, restart=bool(args.restart), values=values)
+        values = {**_config_values(args), **_execution(args)} if args.restart else None
+        execution = {} if args.restart else _execution(args)
+        run_dir = train(
+            Path(continued),
+            args.iterations,
+            restart=bool(args.restart),
+            values=values,
+            execution=execution,
+        )
         print(f"run folder: {run_dir}")
         return 0
     if not args.agent or not args.env:
         raise ValueError("train needs an AGENT and --env ENV (or --resume DIR)")
-    values = _config_values(args)
+    values = {**_config_values(args), **_execution(args)}
     env_kwargs = _env_kwargs(args.env_kwargs)
     short = next(e.short_name for e in ENVS if e.id == resolve_env_id(args.env))
     out = Path(args.out or f"runs/{args.agent}-{short}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -155,6 +162,31 @@ def _config_values(args: argparse.Namespace) -> dict:
     return values
 
 
+def _execution(args: argparse.Namespace) -> dict:
+    """The values of `EXECUTION_KEYS` that `--sampler`, `--ray-address` and `--ray-workers`
+    give (none given: empty)."""
+    flags = {"sampler": args.sampler, "ray_address": args.ray_address}
+    flags["ray_workers"] = args.ray_workers
+    return {key: value for key, value in flags.items() if value is not None}
+
+
+def _add_sampler_flags(parser: argparse.ArgumentParser, what: str) -> None:
+    """`--sampler`, `--ray-address` and `--ray-workers` (config keys of the same names)."""
+    parser.add_argument(
+        "--sampler",
+        choices=("local", "ray"),
+        help=f"where the envs step {what}: 'local', or 'ray' (the batch split over Ray actors, "
+        'the same episodes; pip install -e ".[ray]")',
+    )
+    parser.add_argument(
+        "--ray-address",
+        help="with --sampler ray: the cluster's HOST:PORT or 'auto' (default: local)",
+    )
+    parser.add_argument(
+        "--ray-workers", type=_positive_int, help="with --sampler ray: Ray actors (default 2)"
+    )
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from metarl.cli.report import write_result
     from metarl.sampling.tasks import HELD_OUT_SEED_OFFSET
@@ -166,8 +198,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.agent is None:
         if args.env or args.env_kwargs or args.set or args.out:
             raise ValueError("--env, --env-kwargs, --set and --out go with --agent")
+    elif _execution(args):
+        raise ValueError("--sampler, --ray-address and --ray-workers go with a run folder")
+    if args.agent is None:
         result = evaluate(
-            Path(args.run_dir), args.tasks, args.adapt_steps, args.seed, args.episodes
+            Path(args.run_dir),
+            args.tasks,
+            args.adapt_steps,
+            args.seed,
+            args.episodes,
+            execution=_execution(args),
         )
         written = Path(args.run_dir) / "eval"
     else:
@@ -255,6 +295,7 @@ def _compare(args: argparse.Namespace) -> int:
         seed=args.seed,
         budget=args.budget,
         report=lambda line: print(f"adapting: {line}", file=sys.stderr, flush=True),
+        execution=_execution(args),
     )
     out = Path(args.out or "comparison")
     files = write_comparison(out, result, task_list.to_json())
@@ -481,6 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "-h", "--help", action=_AgentHelp, help="this help; `train AGENT --help`: AGENT's config"
     )
+    _add_sampler_flags(train, "while training")
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser(
@@ -513,6 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: training's; 10 with --agent)",
     )
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_sampler_flags(evaluate, "while evaluating")
     evaluate.set_defaults(run=_evaluate)
 
     comparison = commands.add_parser(
@@ -545,6 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--videos", action="store_true", help="also a before/after video per run (videos/*.mp4)"
     )
     comparison.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_sampler_flags(comparison, "while the runs adapt")
     comparison.set_defaults(run=_compare)
 
     reproduce = commands.add_parser(

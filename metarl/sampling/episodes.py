@@ -65,6 +65,35 @@ class Episodes:
         reduce(out, 0, episode_id[valid], values.T.flatten()[valid])
         return out[:count]
 
+    @classmethod
+    def concat_columns(cls, parts: list[Episodes], tasks: list[Task]) -> Episodes:
+        """One batch of the columns of `parts` side by side, in order, each part's time axis
+        padded with zeros to the longest (a column's steps past its end are padding anyway):
+        the batch that the parts' slices of columns make together. `tasks` is the whole
+        batch's (the parts' `task_index` number into it)."""
+        steps = max(part.mask.shape[0] for part in parts)
+
+        def joined(name: str) -> Tensor:
+            tensors = []
+            for part in parts:
+                value = getattr(part, name)
+                if value is None:  # successes that this part's env steps never reported
+                    value = torch.zeros_like(part.dones)
+                pad = steps - value.shape[0]
+                if pad:
+                    value = torch.cat([value, value.new_zeros(pad, *value.shape[1:])])
+                tensors.append(value)
+            return torch.cat(tensors, dim=1)
+
+        names = ("observations", "actions", "rewards", "log_probs", "dones", "terminated", "mask")
+        reported = any(part.successes is not None for part in parts)
+        return cls(
+            **{name: joined(name) for name in names},
+            task_index=torch.cat([part.task_index for part in parts]),
+            tasks=list(tasks),
+            successes=joined("successes") if reported else None,
+        )
+
     def to(self, device: torch.device) -> Episodes:
         """The batch with its tensors on `device` (the update's; the sampler's are the CPU's),
         itself where they are there already."""

@@ -131,29 +131,43 @@ class VectorSampler:
             device than the CPU is copied to the host once per call and run there; the
             episodes are CPU tensors either way.
         """
-        tasks_or_none: list[Task | None] = [None] if tasks is None else list(tasks)
-        num_tasks = len(tasks_or_none)
-        batch = num_tasks * episodes_per_task
-        if not 1 <= batch <= self.num_envs:
-            raise ValueError(
-                f"{num_tasks} tasks × {episodes_per_task} episodes need {batch} envs; "
-                f"this sampler has {self.num_envs}"
-            )
-        if episodes_per_trial > 1:
-            check_batch_memory(
-                batch,
-                self.horizon * episodes_per_trial,
-                self.observation_space,
-                self.action_space,
-                0,
-                "episodes_per_trial",
-            )
-        if params is not None and not isinstance(params, dict) and len(params) != num_tasks:
-            raise ValueError(f"got {len(params)} parameter sets for {num_tasks} tasks")
+        tasks_or_none = check_request(
+            self, tasks, episodes_per_task, params, episodes_per_trial=episodes_per_trial
+        )
         with torch.no_grad(), torch_threads(self.torch_threads):
             policy, params = self._host_copies.of(policy, params)
             return self._collect(
                 policy, params, tasks_or_none, episodes_per_task, episodes_per_trial, deterministic
+            ).episodes
+
+    def sample_columns(
+        self,
+        policy: nn.Module,
+        tasks: list[Task | None],
+        episodes_per_task: int,
+        params: ParamSets,
+        request: ColumnRequest,
+    ) -> ColumnSample:
+        """The columns `request.columns` of the batch that `sample` would collect for these
+        arguments from the random state `request.generator_state` and reset seeds
+        `request.seeds`, bit for bit: what one slice of a distributed sampler
+        (`metarl.sampling.ray_sampler`) runs. This sampler's envs step only those columns
+        (it needs as many envs as there are columns); the policy runs on the whole batch's
+        shape, the other rows zeros, because a matrix product's rows can round differently
+        in a product of fewer rows, and the action noise is drawn for the whole batch as
+        `sample` draws it. The arguments are trusted (the caller checked them)."""
+        self._generator.set_state(request.generator_state)
+        with torch.no_grad(), torch_threads(self.torch_threads):
+            policy, params = self._host_copies.of(policy, params)
+            return self._collect(
+                policy,
+                params,
+                tasks,
+                episodes_per_task,
+                request.episodes_per_trial,
+                request.deterministic,
+                request.columns,
+                request.seeds,
             )
 
     @staticmethod
@@ -194,7 +208,9 @@ class VectorSampler:
         episodes_per_task: int,
         episodes_per_trial: int,
         deterministic: bool,
-    ) -> Episodes:
+        columns: slice | None = None,
+        seeds: list[int] | None = None,
+    ) -> ColumnSample:
         """Step the batch until every column has run its episodes (or `max_steps` steps).
 
         The columns are stepped in row groups (`_row_groups`): one group, the whole batch, except
@@ -204,17 +220,30 @@ class VectorSampler:
         outcomes: the policy's rows are computed alike in a group or in the whole batch
         (per-task `bmm`s of the same shapes) and the action noise is drawn for the whole batch
         once per step.
+
+        `columns` (default: all) are the columns this call steps, env `i` of the batch env
+        running column `columns.start + i`, with the reset `seeds` of those columns (default:
+        drawn for the whole batch here); the other columns stay inactive, their observations
+        zeros (`sample_columns`).
         """
         num_tasks = len(tasks)
         batch = num_tasks * episodes_per_task
         max_steps = self.horizon * episodes_per_trial
         column_task = np.repeat(np.arange(num_tasks), episodes_per_task)
-        column_tasks = [tasks[i] for i in column_task]
-        all_ids = np.arange(batch)
-        seeds = self._rng.integers(2**31, size=batch).tolist()
-        obs = self.batch_env.reset(all_ids, column_tasks, seeds).astype(np.float32)
+        owned = slice(0, batch) if columns is None else columns
+        offset = owned.start  # env i of the batch env runs column offset + i
+        owned_ids = np.arange(owned.start, owned.stop)
+        if seeds is None:
+            seeds = self._rng.integers(2**31, size=batch).tolist()
+        owned_tasks = [tasks[i] for i in column_task[owned]]
+        first = self.batch_env.reset(owned_ids - offset, owned_tasks, seeds).astype(np.float32)
+        if len(owned_ids) == batch:
+            obs = first
+        else:
+            obs = np.zeros((batch, *first.shape[1:]), dtype=np.float32)
+            obs[owned] = first
 
-        buffers = _Buffers(max_steps, batch, obs.shape[1:], self.action_space)
+        buffers = _Buffers(max_steps, len(owned_ids), obs.shape[1:], self.action_space, offset)
         actor = _make_actor(
             policy,
             params,
@@ -225,7 +254,9 @@ class VectorSampler:
             deterministic,
         )
         groups = _row_groups(self.batch_env, actor, num_tasks, episodes_per_task)
-        active = np.ones(batch, dtype=bool)
+        active = np.zeros(batch, dtype=bool)
+        active[owned] = True
+        all_ids = np.arange(batch)
         episodes_done = np.zeros(batch, dtype=np.int64)
         episode_steps = np.zeros(batch, dtype=np.int64)
         low, high = _action_bounds(self.action_space)
@@ -250,7 +281,7 @@ class VectorSampler:
                 restart = ended[episodes_done[ended] < episodes_per_trial]
                 if len(restart):
                     obs[restart] = self.batch_env.reset(
-                        restart, [None] * len(restart), [None] * len(restart)
+                        restart - offset, [None] * len(restart), [None] * len(restart)
                     )
                     episode_steps[restart] = 0
             group_steps[g] += 1
@@ -273,12 +304,74 @@ class VectorSampler:
                 env_actions = actions.numpy() if full else actions.numpy()[ids - rows.start]
                 if low is not None:
                     env_actions = np.clip(env_actions, low, high)
-                outcome = _submit(self.batch_env, ids, env_actions, overlap=len(groups) > 1)
+                env_ids = ids - offset if offset else ids
+                outcome = _submit(self.batch_env, env_ids, env_actions, overlap=len(groups) > 1)
                 pending[g] = _Pending(ids, full, actions, outcome)
                 stepped = True
             if not stepped:
                 break
-        return buffers.episodes(max(group_steps), torch.from_numpy(column_task), list(tasks))
+        steps = max(group_steps)
+        episodes = buffers.episodes(steps, torch.from_numpy(column_task[owned]), list(tasks))
+        return ColumnSample(episodes, steps, self._generator.get_state())
+
+
+class ColumnRequest(NamedTuple):
+    """Which columns of a batch `VectorSampler.sample_columns` collects, and the random state
+    they start from: what a distributed sampler sends each of its slices."""
+
+    columns: slice
+    """The batch's columns this slice steps."""
+    seeds: list[int]
+    """Their reset seeds (drawn for the whole batch by the caller, as `sample` draws them)."""
+    generator_state: Tensor
+    """The action-noise generator's state at the start of the batch."""
+    episodes_per_trial: int = 1
+    """As `sample`'s argument."""
+    deterministic: bool = False
+    """As `sample`'s argument."""
+
+
+class ColumnSample(NamedTuple):
+    """What a collection returns: the episodes of its columns, the steps it ran (the length of
+    the episodes' time axis) and the action-noise generator's state after them."""
+
+    episodes: Episodes
+    steps: int
+    generator_state: Tensor
+
+
+def check_request(
+    sampler: Any,
+    tasks: Sequence[Task] | None,
+    episodes_per_task: int,
+    params: ParamSets,
+    *,
+    episodes_per_trial: int = 1,
+) -> list[Task | None]:
+    """The tasks of a `sample` call as a list ([None]: the env's own task) after checking that
+    the batch fits the sampler's `num_envs` and the memory, and that `params` has one set per
+    task; a one-line `ValueError` otherwise. Shared by every sampler with `sample`'s
+    signature."""
+    tasks_or_none: list[Task | None] = [None] if tasks is None else list(tasks)
+    num_tasks = len(tasks_or_none)
+    batch = num_tasks * episodes_per_task
+    if not 1 <= batch <= sampler.num_envs:
+        raise ValueError(
+            f"{num_tasks} tasks × {episodes_per_task} episodes need {batch} envs; "
+            f"this sampler has {sampler.num_envs}"
+        )
+    if episodes_per_trial > 1:
+        check_batch_memory(
+            batch,
+            sampler.horizon * episodes_per_trial,
+            sampler.observation_space,
+            sampler.action_space,
+            0,
+            "episodes_per_trial",
+        )
+    if params is not None and not isinstance(params, dict) and len(params) != num_tasks:
+        raise ValueError(f"got {len(params)} parameter sets for {num_tasks} tasks")
+    return tasks_or_none
 
 
 class _Pending(NamedTuple):
@@ -349,7 +442,12 @@ class _Buffers:
     fraction of a torch index_put, which matters at ~1 µs per env step (issue 13).
     """
 
-    def __init__(self, steps: int, batch: int, obs_shape: tuple, action_space: gym.Space) -> None:
+    def __init__(
+        self, steps: int, batch: int, obs_shape: tuple, action_space: gym.Space, offset: int = 0
+    ) -> None:
+        """Buffers of `batch` columns, the batch's columns `offset` .. `offset + batch − 1`
+        (the `record_*` methods take the batch's column numbers)."""
+        self.offset = offset
         discrete = isinstance(action_space, gym.spaces.Discrete)
         action_shape = () if discrete else action_space.shape
         self.observations = torch.zeros(steps, batch, *obs_shape)
@@ -381,9 +479,12 @@ class _Buffers:
     ) -> None:
         """Step `t`'s observations, actions and log-probs of the envs `ids` (all of `rows`
         when `full`), from tensors over `rows`."""
-        arrays = self._arrays
+        arrays, offset = self._arrays, self.offset
         local = slice(None) if full else ids - rows.start
-        where = rows if full else ids
+        if offset:
+            where = slice(rows.start - offset, rows.stop - offset) if full else ids - offset
+        else:
+            where = rows if full else ids
         arrays["observations"][t, where] = obs.numpy()[local]
         arrays["actions"][t, where] = actions.numpy()[local]
         arrays["log_probs"][t, where] = log_probs.numpy()[local]
@@ -399,8 +500,8 @@ class _Buffers:
         terminated: np.ndarray,
     ) -> None:
         """Step `t`'s rewards (cast to float32) and end flags of the envs `ids`."""
-        arrays = self._arrays
-        where = slice(ids[0], ids[-1] + 1) if full else ids
+        arrays, offset = self._arrays, self.offset
+        where = slice(ids[0] - offset, ids[-1] + 1 - offset) if full else ids - offset
         arrays["rewards"][t, where] = rewards
         arrays["dones"][t, where] = dones
         arrays["terminated"][t, where] = terminated
@@ -409,7 +510,7 @@ class _Buffers:
         """Step `t`'s `info["success"]` of the envs `ids`."""
         if self.successes is None:
             self.successes = torch.zeros_like(self.dones)
-        self.successes.numpy()[t, ids] = success
+        self.successes.numpy()[t, ids - self.offset] = success
 
     def episodes(self, steps: int, task_index: Tensor, tasks: list) -> Episodes:
         return Episodes(

@@ -102,12 +102,14 @@ def compare(
     seed: int = 0,
     budget: int | None = None,
     report: Callable[[str], None] = lambda line: None,
+    execution: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], TaskList]:
     """The adaptation curves of `run_dirs` and of `baselines` on one task list (`task_list`, or
     `num_tasks` held-out tasks drawn with `seed`) within `budget` env steps of adaptation
     experience per task (default: `DEFAULT_STEPS` steps or episodes of the costliest run).
     `report` hears one line per curve as it starts. All runs must be of one env. Returns the
-    result (JSON-able) and the task list used."""
+    result (JSON-able) and the task list used. `execution` replaces the runs' values of
+    `EXECUTION_KEYS` (the baselines sample locally: a fresh policy per task each)."""
     if not run_dirs:
         raise ValueError("compare needs at least one run folder")
     unknown = [b for b in baselines if b not in BASELINES]
@@ -148,7 +150,7 @@ def compare(
     curves = []
     for run_dir, run in zip(map(Path, run_dirs), runs, strict=True):
         report(f"{run.agent} ({run_dir})")
-        curves.append(_run_curve(run_dir, run, task_list.tasks, budget, horizon))
+        curves.append(_run_curve(run_dir, run, task_list.tasks, budget, horizon, execution))
     for name in baselines:
         report(f"baseline {name}")
         curves.append(BASELINES[name](runs, task_list, budget, horizon))
@@ -166,20 +168,25 @@ def compare(
 
 
 def _run_curve(
-    run_dir: Path, run: Run, tasks: list[Task], budget: int, horizon: int
+    run_dir: Path,
+    run: Run,
+    tasks: list[Task],
+    budget: int,
+    horizon: int,
+    execution: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A trained run's adaptation within `budget`: as many inner steps or episodes as fit."""
     kind = adaptation_kind(run.agent)
     cost = _step_cost(run, horizon)
     if kind == "oracle":
-        result = evaluate(run_dir, tasks=tasks, adapt_steps=0)
+        result = evaluate(run_dir, tasks=tasks, adapt_steps=0, execution=execution)
         flat = {k: v * 2 for k, v in result.items() if k in SERIES}  # its one point, twice
         label = "oracle (observes the task)"
         return _curve(label, run.agent, str(run_dir), "observes the task", [0, budget], flat)
     if kind == "trial":
-        result = evaluate(run_dir, tasks=tasks, episodes=budget // cost + 1)
+        result = evaluate(run_dir, tasks=tasks, episodes=budget // cost + 1, execution=execution)
     else:
-        result = evaluate(run_dir, tasks=tasks, adapt_steps=budget // cost)
+        result = evaluate(run_dir, tasks=tasks, adapt_steps=budget // cost, execution=execution)
     unit = "episodes" if kind == "trial" else "inner steps"
     label = "pretrained (multitask)" if run.agent == "multitask" else run.agent
     unit = "fine-tuning steps" if run.agent == "multitask" else unit

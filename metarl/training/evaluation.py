@@ -15,6 +15,7 @@ from typing import Any
 import gymnasium as gym
 from torch import Tensor
 
+from metarl.agents.parts.config import check_execution
 from metarl.envs import resolve_env_id
 from metarl.envs.base import Task
 from metarl.sampling.episodes import EpisodeOutcomes
@@ -31,6 +32,7 @@ def evaluate(
     seed: int | None = None,
     episodes: int | None = None,
     tasks: list[Task] | None = None,
+    execution: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Adaptation of a trained run on `num_tasks` held-out tasks, with 95% confidence intervals
     (`metarl.cli.report.write_result` writes it out as `metarl evaluate` does).
@@ -38,7 +40,8 @@ def evaluate(
     Gradient-step agents adapt for `adapt_steps` steps on `episodes` episodes per task; trial
     agents run trials of `episodes` episodes. `episodes` defaults to the run's training value.
     `tasks` gives the task list itself (`metarl compare`'s, shared by every run); then
-    `num_tasks` and `seed` are not used.
+    `num_tasks` and `seed` are not used. `execution` replaces the run's values of
+    `EXECUTION_KEYS` (e.g. `{"sampler": "ray"}` fans the held-out tasks out over Ray actors).
     """
     if tasks is not None:
         num_tasks = len(tasks)
@@ -48,7 +51,7 @@ def evaluate(
     trial = "episodes_per_trial" in run.config
     overrides = {} if episodes is None or trial else {"episodes_per_task": episodes}
     path, payload = final_checkpoint(run_dir, run)  # read before the agent is built: fail fast
-    agent = run.build(**overrides)
+    agent = run.build(**overrides, **check_execution(execution or {}))
     try:
         restore_agent(agent, payload, path, f"{run.agent} on {run.env}")
         if tasks is None:

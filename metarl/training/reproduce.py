@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from metarl.agents.parts.config import EXECUTION_KEYS
 from metarl.training.logger import INTEGER_COLUMNS, Row, read_progress
 from metarl.training.run_folder import Run
 
@@ -123,7 +124,9 @@ def _differences(expected: Run, recorded: Run) -> str:
     """What differs between two run records' settings (empty: nothing), one line."""
     pairs = {"agent": (expected.agent, recorded.agent), "env": (expected.env, recorded.env)}
     pairs["env_kwargs"] = (expected.env_kwargs, recorded.env_kwargs)
-    for key in sorted((set(expected.config) | set(recorded.config)) - {"iterations"}):
+    for key in sorted(
+        (set(expected.config) | set(recorded.config)) - {"iterations", *EXECUTION_KEYS}
+    ):
         pairs[key] = (expected.config.get(key), recorded.config.get(key))
     return ", ".join(
         f"{k} {b!r} (the reproduction: {a!r})" for k, (a, b) in pairs.items() if a != b

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from metarl.agents.parts.config import check_execution
 from metarl.agents.parts.protocol import Agent
 from metarl.backend.progress import SILENT
 from metarl.training.checkpoint import (
@@ -58,6 +59,7 @@ def train(
     *,
     restart: bool = False,
     values: dict[str, Any] | None = None,
+    execution: dict[str, Any] | None = None,
 ) -> Path:
     """Train the run in `run_dir` to its `iterations` (or to `iterations`, recorded as the new
     total), from its latest checkpoint if it has one, holding the folder's lock throughout.
@@ -67,10 +69,12 @@ def train(
     Ctrl-C the checkpoint of the last finished iteration is kept and the `KeyboardInterrupt`
     propagates; train again to continue. An agent's `FloatingPointError` (a loss that is NaN or
     infinite) becomes a `ValueError` "iteration N: <what is not finite>", the checkpoint of
-    iteration N − 1 kept.
+    iteration N − 1 kept. `execution` replaces recorded values of `EXECUTION_KEYS` (where the
+    envs step) for this session only: they change nothing the run computes.
     """
     run_dir = Path(run_dir)
     run = Run.load(run_dir)
+    execution = check_execution(execution or {})
     with run_lock(run_dir):
         if values and not restart:
             raise ValueError("config values change only with --restart (the run starts over)")
@@ -85,11 +89,15 @@ def train(
             run.config["iterations"] = iterations
         if restart or iterations is not None:
             run.save(run_dir)
-        return _train_locked(run_dir, run, checkpoint, rows)
+        return _train_locked(run_dir, run, checkpoint, rows, execution)
 
 
 def _train_locked(
-    run_dir: Path, run: Run, checkpoint: dict[str, Any] | None, rows: list[Row]
+    run_dir: Path,
+    run: Run,
+    checkpoint: dict[str, Any] | None,
+    rows: list[Row],
+    execution: dict[str, Any],
 ) -> Path:
     """The loop of `train`, from `checkpoint` (None: iteration 0) with its progress `rows`
     (the logger holds them from here on)."""
@@ -100,7 +108,7 @@ def _train_locked(
         state["env_steps"] = int(state["env_steps"])
     else:
         seed_global_rngs(run.config["seed"])
-    agent = run.build()
+    agent = run.build(**execution)
     identity = {"agent": run.agent, "env": run.env}
     logger = None
     try:

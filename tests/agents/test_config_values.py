@@ -151,6 +151,12 @@ CASES = [
     ("c", INF, "got inf", None),
     ("reward_noise_std", 0.0, "> 0", None),
     ("reward_noise_std", NAN, "got nan", None),
+    # Where the envs step: a sampler's name, a cluster address, a count of Ray actors.
+    ("sampler", "rya", "must be 'local' or 'ray', got 'rya'", None),
+    ("sampler", None, "must be 'local' or 'ray', got None", None),
+    ("ray_address", 6379, "must be 'HOST:PORT', 'auto' or null, got 6379", None),
+    ("ray_workers", 0, "must be an integer >= 1, got 0", None),
+    ("ray_workers", 1.5, "integer", None),
     # RL²'s value function: one of two names.
     ("value_function", "mlp", "must be 'linear' or 'gru', got 'mlp'", None),
     ("value_function", None, "must be 'linear' or 'gru', got None", None),
