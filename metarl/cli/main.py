@@ -356,6 +356,36 @@ def _reproduce(args: argparse.Namespace) -> int:
     return 1 if record["passed"] is False else 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from metarl.sampling.ray_sampler import import_ray
+    from metarl.training.sweep import (
+        SweepSpec,
+        combinations,
+        launch,
+        parse_grid,
+        parse_seeds,
+        prepare,
+        write_summary,
+    )
+
+    import_ray()  # without the extra: one line, before any folder is made
+    spec = SweepSpec.load(Path(args.config))
+    points = combinations(parse_seeds(args.seeds), parse_grid(args.set))
+    out = Path(args.out or f"sweeps/{Path(args.config).stem}")
+    runs = prepare(spec, points, out)  # every folder recorded before anything trains
+    print(f"{len(runs)} runs in {out}", file=sys.stderr, flush=True)
+
+    def report(folder: Path, entry: dict) -> None:
+        outcome = entry.get("error") or f"{entry['last_row']['iteration']} iterations"
+        print(f"{entry['status']}: {folder.name} ({outcome})", file=sys.stderr, flush=True)
+
+    entries = launch(runs, args.cpus_per_run, args.ray_address, report)
+    summary = write_summary(out, spec, points, entries)
+    failed = [entry for entry in entries if entry["status"] == "failed"]
+    print(f"{len(entries) - len(failed)} finished, {len(failed)} failed; written to {summary}")
+    return 1 if failed else 0
+
+
 def _render(args: argparse.Namespace) -> int:
     from metarl.cli.render import render_video
 
@@ -620,6 +650,38 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--json", action="store_true", help="print the record as JSON")
     reproduce.set_defaults(run=_reproduce)
 
+    sweep = commands.add_parser(
+        "sweep",
+        help="one run per seed and config value, as Ray tasks (local or a cluster)",
+        description="Train one run folder per combination of --seeds and --set values, each a "
+        "Ray task; the same command continues an interrupted sweep run by run (needs "
+        'pip install -e ".[ray]").',
+    )
+    sweep.add_argument(
+        "config",
+        metavar="CONFIG",
+        help="YAML of agent, env, env_kwargs, config (a run's config.yaml)",
+    )
+    sweep.add_argument(
+        "--seeds", default="0", help="FIRST..LAST or a list: 0..4, 0,3,7 (default 0)"
+    )
+    sweep.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="values of a config key to sweep (repeatable: every combination runs)",
+    )
+    sweep.add_argument("--out", help="sweep folder (default: sweeps/CONFIG-NAME)")
+    sweep.add_argument("--ray-address", help="the cluster's HOST:PORT or 'auto' (default: local)")
+    sweep.add_argument(
+        "--cpus-per-run",
+        type=_positive_number,
+        default=1.0,
+        help="CPUs Ray reserves per run (default 1)",
+    )
+    sweep.set_defaults(run=_sweep)
+
     render = commands.add_parser(
         "render",
         help="video of a policy before and after adaptation to a task",
@@ -683,6 +745,16 @@ class _AgentHelp(argparse.Action):
 
 def _positive_int(text: str) -> int:
     return _int_at_least(text, 1)
+
+
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    return value
 
 
 def _nonnegative_int(text: str) -> int:

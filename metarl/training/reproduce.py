@@ -35,9 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from metarl.agents.parts.config import EXECUTION_KEYS
 from metarl.training.logger import INTEGER_COLUMNS, Row, read_progress
-from metarl.training.run_folder import Run
+from metarl.training.run_folder import Run, differences
 
 FULL_INSIDE = 0.9
 """The fraction of a full run's iterations whose smoothed metric must lie inside the band."""
@@ -102,7 +101,7 @@ def load_reference(repro: Reproduction, results: Path, iterations: int) -> Refer
         recorded = Run.load(folder).with_values({})  # current defaults for keys added since
         seed = recorded.config["seed"]
         expected = repro.record(seed, recorded.config["iterations"])
-        different = _differences(expected, recorded)
+        different = differences(expected, recorded)
         if different:
             raise ValueError(f"reference {folder} ran another setting: {different}")
         if seed in rows:
@@ -118,19 +117,6 @@ def load_reference(repro: Reproduction, results: Path, iterations: int) -> Refer
         seeds.append(seed)
         rows[seed] = progress[:iterations]
     return Reference(seeds, rows)
-
-
-def _differences(expected: Run, recorded: Run) -> str:
-    """What differs between two run records' settings (empty: nothing), one line."""
-    pairs = {"agent": (expected.agent, recorded.agent), "env": (expected.env, recorded.env)}
-    pairs["env_kwargs"] = (expected.env_kwargs, recorded.env_kwargs)
-    for key in sorted(
-        (set(expected.config) | set(recorded.config)) - {"iterations", *EXECUTION_KEYS}
-    ):
-        pairs[key] = (expected.config.get(key), recorded.config.get(key))
-    return ", ".join(
-        f"{k} {b!r} (the reproduction: {a!r})" for k, (a, b) in pairs.items() if a != b
-    )
 
 
 @dataclass
@@ -293,13 +279,7 @@ def run_seeds(
     runs = {}
     for seed in seeds:
         folder = Path(out_dir) / f"seed-{seed}"
-        record = repro.record(seed, iterations)
-        if (folder / "config.yaml").is_file():
-            different = _differences(record, Run.load(folder).with_values({}))
-            if different:
-                raise ValueError(f"{folder} holds a run of another setting: {different}")
-        else:
-            trainer.new_run(record.agent, record.env, record.config, folder, record.env_kwargs)
+        trainer.ensure_run(repro.record(seed, iterations), folder)
         trainer.train(folder, iterations)
         runs[seed] = read_progress(folder / "progress.csv")[:iterations]
     return runs

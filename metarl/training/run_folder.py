@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 import metarl
+from metarl.agents.parts.config import EXECUTION_KEYS
 from metarl.agents.parts.protocol import Agent
 from metarl.agents.registry import agent_spec
 from metarl.envs import resolve_env_id
@@ -229,3 +230,16 @@ def discard_history(run_dir: Path) -> str:
         progress.unlink()
     rows = max(lines - 1, 0)
     return f"discarded {rows} progress row(s) and {len(checkpoints)} checkpoint(s) of {run_dir}"
+
+
+def differences(expected: Run, recorded: Run) -> str:
+    """What differs between two run records' settings (empty: nothing), one line: the agent,
+    the env and every config value but the iteration count and `EXECUTION_KEYS`, which say
+    how long and where a run trains, not what it computes."""
+    pairs = {"agent": (expected.agent, recorded.agent), "env": (expected.env, recorded.env)}
+    pairs["env_kwargs"] = (expected.env_kwargs, recorded.env_kwargs)
+    for key in sorted(
+        (set(expected.config) | set(recorded.config)) - {"iterations", *EXECUTION_KEYS}
+    ):
+        pairs[key] = (expected.config.get(key), recorded.config.get(key))
+    return ", ".join(f"{k} {b!r} (wanted: {a!r})" for k, (a, b) in pairs.items() if a != b)

@@ -31,7 +31,13 @@ from metarl.training.checkpoint import (
 )
 from metarl.training.logger import Logger, Row, read_progress
 from metarl.training.phase_bar import PhaseBar
-from metarl.training.run_folder import Run, claim_folder, discard_history, run_lock
+from metarl.training.run_folder import (
+    Run,
+    claim_folder,
+    differences,
+    discard_history,
+    run_lock,
+)
 
 
 def new_run(
@@ -51,6 +57,26 @@ def new_run(
         claim_folder(out_dir)  # again under the lock: another process may have started it
         run.save(out_dir)
     return run
+
+
+def ensure_run(record: Run, run_dir: Path) -> None:
+    """Record the run `record` in `run_dir` (as `new_run`), or check that the folder records
+    a run of the same setting already, at any iteration count (anything else is a one-line
+    `ValueError`): how a reproduction or a sweep continues as it began."""
+    run_dir = Path(run_dir)
+    if (run_dir / "config.yaml").is_file():
+        different = differences(record, Run.load(run_dir).with_values({}))
+        if different:
+            raise ValueError(f"{run_dir} holds a run of another setting: {different}")
+        return
+    new_run(
+        record.agent,
+        record.env,
+        record.config,
+        run_dir,
+        record.env_kwargs,
+        record.checkpoint_every,
+    )
 
 
 def train(
