@@ -47,3 +47,46 @@ def test_only_execution_keys_change_for_one_session(tmp_path):
     new_run("maml-trpo", "navigation2d", tiny("maml-trpo", iterations=1), tmp_path / "run")
     with pytest.raises(ValueError, match="only sampler, ray_address, ray_workers change"):
         train(tmp_path / "run", execution={"seed": 1})
+
+
+def test_evaluation_fans_out_over_ray_to_the_local_result(ray_local, tmp_path):
+    from metarl.training.evaluation import evaluate
+
+    new_run("maml-trpo", "navigation2d", tiny("maml-trpo", iterations=1), tmp_path / "run")
+    train(tmp_path / "run")
+    local = evaluate(tmp_path / "run", num_tasks=6, adapt_steps=1)
+    remote = evaluate(tmp_path / "run", num_tasks=6, adapt_steps=1, execution=RAY)
+    assert remote == local
+
+
+def test_an_actor_killed_during_training_leaves_the_rows_unchanged(ray_local, tmp_path):
+    """A slice actor SIGKILLed while the run trains (found by the process title Ray gives it)
+    is replaced; the rows are the uninterrupted local run's."""
+    import os
+    import signal
+    import subprocess
+    import threading
+    import time
+
+    values = tiny("maml-trpo", iterations=3, horizon=200, episodes_per_task=10, seed=1)
+    kills = []
+
+    def kill_one():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not kills:
+            found = subprocess.run(["pgrep", "-f", "ray::SliceWorker.sample_columns"],
+                                   capture_output=True, text=True).stdout.split()  # fmt: skip
+            if found:
+                os.kill(int(found[0]), signal.SIGKILL)
+                kills.append(found[0])
+            time.sleep(0.05)
+
+    for name, extra in (("local", {}), ("ray", RAY)):
+        new_run("maml-trpo", "halfcheetah-vel", {**values, **extra}, tmp_path / name)
+        if extra:
+            killer = threading.Thread(target=kill_one)
+            killer.start()
+        train(tmp_path / name)
+    killer.join()
+    assert kills, "no actor was found sampling"
+    assert rows(tmp_path / "ray") == rows(tmp_path / "local")
