@@ -102,25 +102,11 @@ class AgentConfig:
         """A sampler of `num_envs` envs of `env` (`env_kwargs` go to `gymnasium.make`) with these
         settings' horizon, seed and workers, local or on Ray (`sampler`): every agent's sampler
         is made here."""
+        common = {"horizon": self.horizon, "seed": self.seed, "num_workers": self.num_workers}
         if self.sampler == "ray":
-            return RaySampler(
-                env,
-                num_envs,
-                env_kwargs=env_kwargs,
-                horizon=self.horizon,
-                seed=self.seed,
-                num_workers=self.num_workers,
-                ray_workers=self.ray_workers,
-                ray_address=self.ray_address,
-            )
-        return VectorSampler(
-            env,
-            num_envs,
-            env_kwargs=env_kwargs,
-            horizon=self.horizon,
-            seed=self.seed,
-            num_workers=self.num_workers,
-        )
+            ray = {"ray_workers": self.ray_workers, "ray_address": self.ray_address}
+            return RaySampler(env, num_envs, env_kwargs=env_kwargs, **common, **ray)
+        return VectorSampler(env, num_envs, env_kwargs=env_kwargs, **common)
 
 
 @dataclass

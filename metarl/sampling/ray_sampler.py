@@ -27,7 +27,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import torch
 from torch import nn
 
@@ -37,6 +36,7 @@ from metarl.sampling.sampler import (
     ColumnRequest,
     ColumnSample,
     ParamSets,
+    SeededSampler,
     VectorSampler,
     _HostCopies,
     check_request,
@@ -148,7 +148,7 @@ class SliceWorker:
         self.sampler.close()
 
 
-class RaySampler:
+class RaySampler(SeededSampler):
     """`VectorSampler`'s interface, the batch's columns split over `ray_workers` Ray actors.
 
     env, num_envs, env_kwargs, horizon and seed as `VectorSampler`'s; `num_workers`: the
@@ -194,8 +194,7 @@ class RaySampler:
         self.actors = [self._start_actor() for _ in range(self.num_workers)]
         self._ray.get([actor.pid.remote() for actor in self.actors])  # up before the first call
         self._host_copies = _HostCopies()
-        self._rng = np.random.default_rng(seed)  # as VectorSampler seeds its own
-        self._generator = torch.Generator().manual_seed(seed)
+        self._seed(seed)  # as VectorSampler seeds its own
         self.replaced = 0
         """Actors replaced after a fault, over the sampler's life."""
 
@@ -286,18 +285,6 @@ class RaySampler:
                 pending[submit(i)] = i
         return [results[i] for i in range(len(requests))]
 
-    seeded_state = staticmethod(VectorSampler.seeded_state)
-
-    def state_dict(self) -> dict[str, Any]:
-        """The random state of env resets and action noise, `VectorSampler.state_dict`'s: a run
-        resumes with either sampler."""
-        return {"numpy": self._rng.bit_generator.state, "torch": self._generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what `state_dict` returned (either sampler's)."""
-        self._rng.bit_generator.state = state["numpy"]
-        self._generator.set_state(state["torch"])
-
     def close(self) -> None:
         """Stop the actors (Ray itself stays up for whatever else this process runs on it)."""
         for actor in self.actors:
@@ -306,14 +293,6 @@ class RaySampler:
             except Exception:  # an actor already gone has nothing to release
                 pass
         self.actors = []
-
-    def __enter__(self) -> RaySampler:
-        """The sampler itself, closed when the `with` block ends."""
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        """Close the sampler; an exception from the block propagates."""
-        self.close()
 
 
 def split_columns(batch: int, parts: int) -> list[slice]:

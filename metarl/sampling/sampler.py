@@ -23,7 +23,7 @@ import numbers
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self
 
 import gymnasium as gym
 import numpy as np
@@ -43,7 +43,51 @@ from metarl.sampling.toy_batch_env import StepResult, ToyBatchEnv
 ParamSets = Params | Sequence[Params] | None
 
 
-class VectorSampler:
+class SeededSampler:
+    """What every sampler shares: the random state of env resets (`_rng`, numpy) and action
+    noise (`_generator`, torch), seeded alike and checkpointed in one layout, so that a run
+    resumes on either sampler; and use as a context manager that closes it."""
+
+    _rng: np.random.Generator
+    _generator: torch.Generator
+
+    def _seed(self, seed: int) -> None:
+        """Seed both streams with `seed`."""
+        self._rng = np.random.default_rng(seed)
+        self._generator = torch.Generator().manual_seed(seed)
+
+    @staticmethod
+    def seeded_state(seed: int) -> dict[str, Any]:
+        """The `state_dict` of a sampler freshly seeded with `seed`, for a second stream (an
+        evaluation's) that a caller swaps in with `load_state_dict` and out again."""
+        return {
+            "numpy": np.random.default_rng(seed).bit_generator.state,
+            "torch": torch.Generator().manual_seed(seed).get_state(),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """The random state of env resets and action noise, so a resumed run samples the same."""
+        return {"numpy": self._rng.bit_generator.state, "torch": self._generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+        self._rng.bit_generator.state = state["numpy"]
+        self._generator.set_state(state["torch"])
+
+    def close(self) -> None:
+        """Release what the sampler holds."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        """The sampler itself, closed when the `with` block ends."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the sampler; an exception from the block propagates."""
+        self.close()
+
+
+class VectorSampler(SeededSampler):
     """Collects episodes of a batch of tasks with up to `num_envs` envs stepped together.
 
     env: a Gymnasium id (metarl ids also by short name) or a picklable env factory.
@@ -108,8 +152,7 @@ class VectorSampler:
             template.close()
             self.batch_env = GymBatchEnv(env_fn, num_envs, num_workers)
         self.torch_threads = torch_threads
-        self._rng = np.random.default_rng(seed)
-        self._generator = torch.Generator().manual_seed(seed)
+        self._seed(seed)
         self._host_copies = _HostCopies()
 
     def sample(
@@ -170,35 +213,9 @@ class VectorSampler:
                 request.seeds,
             )
 
-    @staticmethod
-    def seeded_state(seed: int) -> dict[str, Any]:
-        """The `state_dict` of a sampler freshly seeded with `seed`, for a second stream (an
-        evaluation's) that a caller swaps in with `load_state_dict` and out again."""
-        return {
-            "numpy": np.random.default_rng(seed).bit_generator.state,
-            "torch": torch.Generator().manual_seed(seed).get_state(),
-        }
-
-    def state_dict(self) -> dict[str, Any]:
-        """The random state of env resets and action noise, so a resumed run samples the same."""
-        return {"numpy": self._rng.bit_generator.state, "torch": self._generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what `state_dict` returned."""
-        self._rng.bit_generator.state = state["numpy"]
-        self._generator.set_state(state["torch"])
-
     def close(self) -> None:
         """Release the physics threads or worker processes (the in-process path has none)."""
         self.batch_env.close()
-
-    def __enter__(self) -> VectorSampler:
-        """The sampler itself, closed when the `with` block ends."""
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        """Close the sampler; an exception from the block propagates."""
-        self.close()
 
     def _collect(
         self,
