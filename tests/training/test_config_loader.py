@@ -4,6 +4,7 @@ through. The fuzz checks what `build_config` returns against the spec below, wri
 algorithms, not from the checks."""
 
 import dataclasses
+import importlib.util
 import math
 import re
 import sys
@@ -229,6 +230,9 @@ def device(value, config):
     return match.group(1) is None or int(match.group(1)) < torch.cuda.device_count()
 
 
+RAY_INSTALLED = importlib.util.find_spec("ray") is not None
+"""`sampler: ray` is valid only where the extra is installed (else its one-line error)."""
+
 VALID = {
     "iterations": count(),
     "device": device,
@@ -236,6 +240,9 @@ VALID = {
     "horizon": lambda value, config: value is None or count()(value, config),
     "discount": number(0, 1, low_open=True),
     "num_workers": count(0),
+    "sampler": lambda value, config: value == "local" or (value == "ray" and RAY_INSTALLED),
+    "ray_address": lambda value, config: value is None or isinstance(value, str),
+    "ray_workers": count(),
     "gae_lambda": number(0, 1),
     "hidden_sizes": widths,
     "encoder_hidden_sizes": widths,
