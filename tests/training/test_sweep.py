@@ -73,10 +73,7 @@ def test_sweep_trains_every_combination_as_ray_tasks_and_continues_an_interrupte
         )
     )
     assert main(args) == 2
-    assert (
-        "holds a run of another setting: horizon 10 (wanted: 5)"
-        in capsys.readouterr().err
-    )
+    assert "holds a run of another setting: horizon 10 (wanted: 5)" in capsys.readouterr().err
 
 
 def test_a_bad_value_fails_before_anything_trains(tmp_path, capsys):
