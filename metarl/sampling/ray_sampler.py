@@ -39,6 +39,7 @@ from metarl.sampling.sampler import (
     SeededSampler,
     VectorSampler,
     _HostCopies,
+    check_count,
     check_request,
     torch_threads,
 )
@@ -173,25 +174,22 @@ class RaySampler(SeededSampler):
     ) -> None:
         """Check the env and batch here (a `VectorSampler` of one env, which draws nothing),
         connect to Ray, and start the actors, each with envs for its largest slice."""
-        if isinstance(ray_workers, bool) or not isinstance(ray_workers, int) or ray_workers < 1:
-            raise ValueError(f"ray_workers must be an integer >= 1, got {ray_workers!r}")
+        ray_workers = check_count("ray_workers", ray_workers)
         with VectorSampler(env, 1, env_kwargs=env_kwargs, horizon=horizon, num_workers=0) as probe:
             self.env_id = probe.env_id
             self.horizon = probe.horizon
             self.observation_space, self.action_space = probe.observation_space, probe.action_space
-        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
-        self.num_envs = num_envs
-        self.num_workers = min(ray_workers, num_envs)  # no actor without a column
+        self.num_envs = check_count("num_envs", num_envs)
+        self.num_actors = min(ray_workers, num_envs)  # no actor without a column
         self.torch_threads = torch_threads
         self._cpus = max(num_workers, 1)
         self._threads = num_workers
         self._env, self._env_kwargs = env, env_kwargs
-        self._ray = connect(ray_address, self.num_workers, self._cpus)
+        self._ray = connect(ray_address, self.num_actors, self._cpus)
         self._check_resources(ray_address)
-        self._capacity = -(-num_envs // self.num_workers)
+        self._capacity = -(-num_envs // self.num_actors)
         self._actor_class = self._ray.remote(num_cpus=self._cpus, max_restarts=0)(SliceWorker)
-        self.actors = [self._start_actor() for _ in range(self.num_workers)]
+        self.actors = [self._start_actor() for _ in range(self.num_actors)]
         self._ray.get([actor.pid.remote() for actor in self.actors])  # up before the first call
         self._host_copies = _HostCopies()
         self._seed(seed)  # as VectorSampler seeds its own
@@ -202,11 +200,11 @@ class RaySampler(SeededSampler):
         """A one-line `ValueError` where the cluster has fewer CPUs than the actors ask for
         (they would wait for them forever)."""
         cpus = self._ray.cluster_resources().get("CPU", 0)
-        needed = self.num_workers * self._cpus
+        needed = self.num_actors * self._cpus
         if needed > cpus:
             where = f"the cluster at {address}" if address else "the local Ray instance"
             raise ValueError(
-                f"{self.num_workers} Ray actors × {self._cpus} CPUs (num_workers) need {needed} "
+                f"{self.num_actors} Ray actors × {self._cpus} CPUs (num_workers) need {needed} "
                 f"CPUs but {where} has {cpus:g}: lower ray_workers or num_workers"
             )
 
@@ -243,7 +241,7 @@ class RaySampler(SeededSampler):
                     episodes_per_trial,
                     deterministic,
                 )
-                for columns in split_columns(batch, self.num_workers)
+                for columns in split_columns(batch, self.num_actors)
             ]
             slices = self._run(shared, tasks_or_none, episodes_per_task, requests)
         longest = max(slices, key=lambda part: part.steps)

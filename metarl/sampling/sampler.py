@@ -116,9 +116,7 @@ class VectorSampler(SeededSampler):
         """Build the `num_envs` envs of `env` (arguments above) and seed the RNGs of env resets
         and action noise with `seed`. Raises `ValueError` before building them if the batch
         would not fit in the memory available."""
-        if isinstance(num_envs, bool) or not isinstance(num_envs, numbers.Integral) or num_envs < 1:
-            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
-        num_envs = int(num_envs)
+        num_envs = check_count("num_envs", num_envs)
         env_fn = _env_factory(env, env_kwargs or {})
         self.env_id: str | None = env_fn.args[0] if isinstance(env_fn, functools.partial) else None
         template = env_fn()
@@ -355,6 +353,13 @@ class ColumnSample(NamedTuple):
     episodes: Episodes
     steps: int
     generator_state: Tensor
+
+
+def check_count(name: str, value: Any) -> int:
+    """`value` as an int if it is an integer >= 1 (not a bool), else a one-line `ValueError`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
 
 
 def check_request(
