@@ -1,6 +1,8 @@
 """The layer rule of docs/architecture.md §1: a module imports only from its own layer or the
 layers before it (envs → policies → sampling → backend → agents → training → cli), so the data
-flows one way. Read from the source with `ast`, lazy imports inside functions included."""
+flows one way. Read from the source with `ast`, lazy imports inside functions included. The
+supervised few-shot half (`metarl.fewshot`, issue 19) sits beside the agents: it builds on their
+config checks and seeding, and training and the CLI drive it."""
 
 import ast
 from pathlib import Path
@@ -8,13 +10,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ["envs", "policies", "sampling", "backend", "agents", "training", "cli"]
+LAYERS = ["envs", "policies", "sampling", "backend", "agents", "fewshot", "training", "cli"]
 FOLDERS = {  # where each layer's source lives (envs/ and agents/ install under metarl)
     "envs": ROOT / "envs",
     "policies": ROOT / "metarl" / "policies",
     "sampling": ROOT / "metarl" / "sampling",
     "backend": ROOT / "metarl" / "backend",
     "agents": ROOT / "agents",
+    "fewshot": ROOT / "fewshot",
     "training": ROOT / "metarl" / "training",
     "cli": ROOT / "metarl" / "cli",
 }

@@ -1,5 +1,6 @@
-"""The wheel installs envs/ and agents/ as metarl.envs and metarl.agents, never top-level, and
-declares the `metarl` console script; building it leaves the repository untouched."""
+"""The wheel installs envs/, agents/ and fewshot/ as metarl.envs, metarl.agents and
+metarl.fewshot, never top-level, and declares the `metarl` console script; building it leaves the
+repository untouched."""
 
 import configparser
 import shutil
@@ -91,6 +92,9 @@ def test_wheel_maps_envs_and_agents_under_metarl(wheel_files):
         "metarl/cli/main.py",
         "metarl/sampling/sampler.py",
         "metarl/agents/parts/trust_region.py",
+        "metarl/fewshot/maml.py",
+        "metarl/fewshot/data/digits.py",
+        "metarl/fewshot/parts/problem.py",
     ]:
         assert module in wheel_files
 

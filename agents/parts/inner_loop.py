@@ -43,6 +43,7 @@ from metarl.agents.parts.checks import (
 )
 from metarl.agents.parts.config import TaskBatchConfig
 from metarl.agents.parts.seeding import InitRNG
+from metarl.backend.adaptation import gradient_step, repeat_for_tasks
 from metarl.backend.advantages import fitted_advantages
 from metarl.backend.losses import kl_metric, mean_kl
 from metarl.backend.optim import MatVec, gauss_newton_operator, leaves
@@ -325,16 +326,12 @@ class GradientInnerLoop:
         values are needed, or only the first-order dependence), the gradient is a constant."""
         log_probs = self.log_probs(stacked, stack.observations, stack.actions)
         losses = vmap(self.inner_loss)(log_probs, stack.log_probs, stack.advantages, stack.mask)
-        # Task i's loss depends only on its own slice, so one backward gives every task's gradient.
-        grads = torch.autograd.grad(
-            losses.sum(),
-            list(stacked.values()),
+        return gradient_step(
+            stacked,
+            losses,
+            lambda name: self.step_size(meta_params, name),
             create_graph=create_graph and not self.config.first_order,
         )
-        return {
-            name: p - self.step_size(meta_params, name) * g
-            for (name, p), g in zip(stacked.items(), grads, strict=True)
-        }
 
     def adapt_stages(
         self, meta_params: Params, stacks: Sequence[TaskStack], *, create_graph: bool = True
@@ -512,9 +509,7 @@ def policy_parameters(meta_params: Params) -> Params:
 
 def expand_tasks(meta_params: Params, num_tasks: int) -> Params:
     """The policy part of `meta_params` repeated for `num_tasks` tasks, [n, ...] (views)."""
-    return {
-        name: p.expand(num_tasks, *p.shape) for name, p in policy_parameters(meta_params).items()
-    }
+    return repeat_for_tasks(policy_parameters(meta_params), num_tasks)
 
 
 def astuple_shallow(stack: TaskStack) -> tuple[Tensor, ...]:

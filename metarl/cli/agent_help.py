@@ -11,7 +11,9 @@ import textwrap
 import typing
 from typing import Any
 
-from metarl.agents.registry import agent_spec
+from metarl.agents.registry import REGISTRY, agent_spec
+from metarl.fewshot.data import is_fewshot_task
+from metarl.fewshot.registry import FEWSHOT_REGISTRY, fewshot_spec
 
 
 def field_docs(config_class: type) -> dict[str, str]:
@@ -33,10 +35,16 @@ def field_docs(config_class: type) -> dict[str, str]:
     return docs
 
 
-def config_help(agent: str) -> str:
+def config_help(agent: str, env: str | None = None) -> str:
     """The config keys of `agent` (a registry name) as help text: name, type and default (with
-    the registry's overrides, as `metarl train AGENT` starts from), then the docstring."""
-    spec = agent_spec(agent)
+    the registry's overrides, as `metarl train AGENT` starts from), then the docstring. A name
+    of both halves (fo-maml, meta-sgd, reptile) is the RL agent unless `env` is a few-shot
+    task distribution; one of the few-shot half alone is that learner."""
+    few_shot = env is not None and is_fewshot_task(env)
+    if few_shot or (agent in FEWSHOT_REGISTRY and agent not in REGISTRY):
+        spec = fewshot_spec(agent)
+    else:
+        spec = agent_spec(agent)
     hints = typing.get_type_hints(spec.config_class)
     docs = field_docs(spec.config_class)
     defaults = spec.config_class(**spec.overrides)
@@ -44,6 +52,10 @@ def config_help(agent: str) -> str:
         f"config keys of {agent} (--set KEY=VALUE, or a --config YAML file; "
         f"{spec.config_class.__name__}):"
     ]
+    if agent in FEWSHOT_REGISTRY and agent in REGISTRY and not few_shot:
+        lines.insert(
+            0, f"(the few-shot {agent}'s keys: metarl train {agent} --env sinusoid --help)"
+        )
     for item in dataclasses.fields(spec.config_class):
         kind = _describe(hints[item.name])
         value = _yaml_value(getattr(defaults, item.name))

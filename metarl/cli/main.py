@@ -16,6 +16,8 @@ from metarl.agents import AGENTS, REFERENCE_AGENTS
 from metarl.backend.allocator import keep_freed_memory
 from metarl.cli.shipped_configs import shipped_configs
 from metarl.envs import ENVS
+from metarl.fewshot.data import DESCRIPTIONS as FEWSHOT_TASKS
+from metarl.fewshot.registry import FEWSHOT_REGISTRY
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -33,6 +35,12 @@ def _list(args: argparse.Namespace) -> int:
     print("Reference agents (no training; metarl evaluate --agent NAME --env ENV):")
     for name, description in REFERENCE_AGENTS.items():
         print(f"  {name:<{width + short + 2}}  {description}")
+    print("Few-shot task distributions (supervised; metarl train LEARNER --env NAME):")
+    for name, description in FEWSHOT_TASKS.items():
+        print(f"  {name:<{width + short + 2}}  {description}")
+    print("Few-shot learners:")
+    for name, spec in FEWSHOT_REGISTRY.items():
+        print(f"  {name:<{width + short + 2}}  {spec.description}")
     print("Shipped configs (metarl train AGENT --env ENV --config NAME):")
     for name, path in shipped_configs().items():
         print(f"  {name:<{width + short + 2}}  {_first_comment(path)}")
@@ -113,6 +121,7 @@ def _bench_learner(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from metarl.envs import ENVS, resolve_env_id
+    from metarl.fewshot.data import is_fewshot_task, resolve_task_id
     from metarl.training.trainer import new_run, train
 
     continued = args.resume or args.restart
@@ -141,7 +150,10 @@ def _train(args: argparse.Namespace) -> int:
         raise ValueError("train needs an AGENT and --env ENV (or --resume DIR)")
     values = {**_config_values(args), **_execution(args)}
     env_kwargs = _env_kwargs(args.env_kwargs)
-    short = next(e.short_name for e in ENVS if e.id == resolve_env_id(args.env))
+    if is_fewshot_task(args.env):
+        short = resolve_task_id(args.env).removeprefix("fewshot/")
+    else:
+        short = next(e.short_name for e in ENVS if e.id == resolve_env_id(args.env))
     out = Path(args.out or f"runs/{args.agent}-{short}-{time.strftime('%Y%m%d-%H%M%S')}")
     new_run(args.agent, args.env, values, out, env_kwargs, args.checkpoint_every)
     print(f"run folder: {train(out)}")
@@ -208,6 +220,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             args.seed,
             args.episodes,
             execution=_execution(args),
+            shots=args.shots,
         )
         written = Path(args.run_dir) / "eval"
     else:
@@ -234,6 +247,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         f"{result['agent']} on {result['env']}{where}: "
         f"{result['tasks']} held-out tasks (seed {result['task_seed']})"
     )
+    if "mean_loss" in result:
+        _print_fewshot(result)
+        print(f"written to {written}")
+        return 0
     axis = result["axis"]
     label = {"adapt_steps": "after {} adaptation step(s)", "episode": "episode {} of the trial"}
     for i, (x, mean, ci) in enumerate(
@@ -250,6 +267,26 @@ def _evaluate(args: argparse.Namespace) -> int:
     if written:
         print(f"written to {written}")
     return 0
+
+
+def _print_fewshot(result: dict) -> None:
+    """A few-shot evaluation: query loss (and accuracy) at each point, then the scratch
+    baseline's on the same tasks."""
+    accuracy = "mean_accuracy" in result
+
+    def line(label: str, curve: dict, i: int) -> str:
+        text = f"  {label:<28} loss {curve['mean_loss'][i]:8.4f} ± {curve['loss_ci95'][i]:.4f}"
+        if accuracy:
+            mean, ci = curve["mean_accuracy"][i], curve["accuracy_ci95"][i]
+            text += f"   accuracy {100 * mean:5.1f}% ± {100 * ci:.1f}"
+        return text
+
+    if result["axis"] == "adapt_steps":
+        for i, steps in enumerate(result["adapt_steps"]):
+            print(line(f"after {steps} step(s)", result, i))
+    else:
+        print(line(f"{result['shots'][0]}-shot", result, 0))
+    print(line("scratch (trained on support)", result["scratch"], 0))
 
 
 def _env_kwargs(text: str | None) -> dict:
@@ -584,6 +621,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="episodes per task and adaptation step, or per trial for trial agents "
         "(default: training's; 10 with --agent)",
     )
+    evaluate.add_argument(
+        "--shots",
+        type=_positive_int,
+        help="few-shot runs: support examples per class or task (default: training's)",
+    )
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
     _add_sampler_flags(evaluate, "while evaluating")
     evaluate.set_defaults(run=_evaluate)
@@ -736,7 +778,7 @@ class _AgentHelp(argparse.Action):
         agent = getattr(namespace, "agent", None)
         if agent:
             try:
-                text = config_help(agent)
+                text = config_help(agent, getattr(namespace, "env", None))
             except ValueError as error:
                 parser.exit(2, f"metarl: error: {error}\n")
             print(f"\n{text}")

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from metarl.cli.compare import draw_adaptation
 from metarl.cli.report import read_result, save_figure
-from metarl.training.logger import read_progress
+from metarl.training.logger import experience_column, read_progress
 
 # progress column → (label, line style): dashed before adaptation, dotted at a trial's end.
 CURVES = {
@@ -25,35 +25,68 @@ CURVES = {
     "return": ("mean episode return", "-"),
 }
 
+FEWSHOT_CURVES = {
+    "accuracy": {
+        "pre_accuracy": ("before adaptation", "--"),
+        "post_accuracy": ("after adaptation", "-"),
+    },
+    "loss": {"pre_loss": ("before adaptation", "--"), "post_loss": ("after adaptation", "-")},
+}
+"""A few-shot run's query curves (`metarl.fewshot`): accuracy where the tasks are
+classification, else loss."""
+
+Y_LABELS = {"return": "mean episode return", "accuracy": "query accuracy", "loss": "query loss"}
+X_LABELS = {"env_steps": "env steps", "examples": "labelled examples"}
+
 FORMATS = (".png", ".pdf", ".svg")
 """The figure formats `-o` takes, by suffix (none: `.png` is added)."""
 
 
 def plot(run_dirs: Sequence[Path], out_file: Path) -> Path:
     """Plot each run's pre-/post-adaptation return (or return) against env steps into one PNG:
-    one colour per run, dashed before adaptation (`CURVES` gives each line style)."""
+    one colour per run, dashed before adaptation (`CURVES` gives each line style). Few-shot
+    runs plot their query accuracy (or loss) against labelled examples; the runs of one figure
+    must share what they plot."""
     figure = Figure(figsize=(7, 4.5))
     axes = figure.subplots()
+    kinds = set()
     for index, run_dir in enumerate(map(Path, run_dirs)):
         rows = read_progress(run_dir / "progress.csv")
         if not rows:
             raise ValueError(f"{run_dir} has no progress.csv rows to plot")
-        curves = [key for key in CURVES if key in rows[0]]
+        kind, table = _curves_of(rows[0])
+        curves = [key for key in table if key in rows[0]]
         if not curves:
             raise ValueError(
                 f"{run_dir}/progress.csv has none of the return columns {', '.join(CURVES)}"
             )
+        x = experience_column(rows[0])
+        kinds.add((kind, x))
+        if len(kinds) > 1:
+            raise ValueError(
+                f"{run_dir} plots {kind} against {X_LABELS[x]}, unlike the runs before it: "
+                "plot RL runs and few-shot runs (or classification and regression) apart"
+            )
         for key in curves:
-            label, style = CURVES[key]
+            label, style = table[key]
             # Columns measured every few iterations (PEARL's test_return) are NaN in between.
-            points = [(r["env_steps"], r[key]) for r in rows if math.isfinite(r[key])]
+            points = [(r[x], r[key]) for r in rows if math.isfinite(r[key])]
             if points:
                 steps, values = zip(*points, strict=True)
                 axes.plot(steps, values, style, color=f"C{index}", label=f"{run_dir.name}: {label}")
     if not axes.lines:
         raise ValueError("no finite returns to plot yet: train for more iterations")
-    axes.set(xlabel="env steps", ylabel="mean episode return")
+    ((kind, x),) = kinds
+    axes.set(xlabel=X_LABELS[x], ylabel=Y_LABELS[kind])
     return _save(figure, axes, out_file)
+
+
+def _curves_of(row: dict) -> tuple[str, dict[str, tuple[str, str]]]:
+    """What a progress row plots ('return', 'accuracy' or 'loss') and its curves' table."""
+    for kind, table in FEWSHOT_CURVES.items():
+        if any(key in row for key in table):
+            return kind, table
+    return "return", CURVES
 
 
 def plot_adaptation(sources: Sequence[Path], out_file: Path) -> Path:

@@ -28,6 +28,9 @@ def write_result(out_dir: Path, result: dict[str, Any]) -> None:
     out_dir = make_folder(out_dir)
     text = json.dumps(result, indent=1).encode()
     write_atomically(out_dir / "adaptation.json", lambda file: file.write(text))
+    if "mean_loss" in result:
+        _write_fewshot(out_dir, result)
+        return
     axis = result["axis"]
     success = "success_rate" in result
     columns = [axis, "adaptation_env_steps", "mean_return", "ci95"]
@@ -50,6 +53,58 @@ def write_result(out_dir: Path, result: dict[str, Any]) -> None:
         axes.set(xlabel=AXIS_LABELS[axis], ylabel=label, title=title)
         if len(result[axis]) <= 20:
             axes.set_xticks(result[axis])
+    figure.tight_layout()
+    save_figure(figure, out_dir / "adaptation.png")
+
+
+def _write_fewshot(out_dir: Path, result: dict[str, Any]) -> None:
+    """A few-shot evaluation's `adaptation.csv` (one row per point, the scratch baseline's
+    columns beside) and `.png` (query loss, and accuracy for classification, with 95% CIs; the
+    scratch baseline as a dashed line)."""
+    axis = result["axis"]
+    metrics = ["loss"] + (["accuracy"] if "mean_accuracy" in result else [])
+    columns = [axis]
+    rows = [[x] for x in result[axis]]
+    for metric in metrics:
+        columns += [
+            f"mean_{metric}",
+            f"{metric}_ci95",
+            f"scratch_{metric}",
+            f"scratch_{metric}_ci95",
+        ]
+        for i, row in enumerate(rows):
+            scratch = result["scratch"]
+            row += [result[f"mean_{metric}"][i], result[f"{metric}_ci95"][i]]
+            row += [scratch[f"mean_{metric}"][0], scratch[f"{metric}_ci95"][0]]
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    csv_bytes = table.getvalue().encode()
+    write_atomically(out_dir / "adaptation.csv", lambda file: file.write(csv_bytes))
+    figure = Figure(figsize=(4.5 * len(metrics), 3.5))
+    panels = figure.subplots(1, len(metrics), squeeze=False)[0]
+    title = f"{result['agent']} on {result['env']}\n{result['tasks']} held-out tasks"
+    for axes, metric in zip(panels, metrics, strict=True):
+        x = result[axis]
+        axes.errorbar(
+            x,
+            result[f"mean_{metric}"],
+            yerr=result[f"{metric}_ci95"],
+            marker="o",
+            capsize=4,
+            label=result["agent"],
+        )
+        axes.axhline(
+            result["scratch"][f"mean_{metric}"][0],
+            ls="--",
+            color="grey",
+            label="scratch (trained on the support set)",
+        )
+        xlabel = "adaptation steps" if axis == "adapt_steps" else "shots"
+        axes.set(xlabel=xlabel, ylabel=f"query {metric} (95% CI)", title=title)
+        axes.set_xticks(x)
+        axes.legend(fontsize=8)
     figure.tight_layout()
     save_figure(figure, out_dir / "adaptation.png")
 

@@ -16,6 +16,11 @@ progress rows (`progress`) to 1's iteration, env_steps, wall_time, agent and glo
 READABLE = ("metarl-checkpoint-1", FORMAT)
 
 
+EXPERIENCE_COLUMNS = ("env_steps", "examples")
+"""What a run's experience is counted in, the x-axis of its curves: env steps (the RL agents) or
+labelled examples (the few-shot learners, `metarl.fewshot`); a run has exactly one of them."""
+
+
 def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Call `write` on a temporary file beside `path`, fsync it and rename it over `path`, so
     that a crash or Ctrl-C leaves either the old file or the new one, never a torn one."""
@@ -68,7 +73,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             f"{path} is a {payload['format']} file; this metarl reads {', '.join(READABLE)}: "
             "upgrade metarl"
         )
-    missing = [key for key in ("iteration", "env_steps", "agent") if key not in payload]
+    missing = [key for key in ("iteration", "agent") if key not in payload]
+    if not any(key in payload for key in EXPERIENCE_COLUMNS):
+        missing.append(" or ".join(EXPERIENCE_COLUMNS))
     if missing:
         raise ValueError(f"checkpoint {path} lacks {', '.join(missing)}")
     return payload

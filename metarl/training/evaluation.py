@@ -18,6 +18,7 @@ from torch import Tensor
 from metarl.agents.parts.config import check_execution
 from metarl.envs import resolve_env_id
 from metarl.envs.base import Task
+from metarl.fewshot.data import is_fewshot_task
 from metarl.sampling.episodes import EpisodeOutcomes
 from metarl.sampling.tasks import HELD_OUT_SEED_OFFSET, held_out_tasks
 from metarl.training.checkpoint import load_checkpoint, restore_agent
@@ -33,6 +34,7 @@ def evaluate(
     episodes: int | None = None,
     tasks: list[Task] | None = None,
     execution: dict[str, Any] | None = None,
+    shots: int | None = None,
 ) -> dict[str, Any]:
     """Adaptation of a trained run on `num_tasks` held-out tasks, with 95% confidence intervals
     (`metarl.cli.report.write_result` writes it out as `metarl evaluate` does).
@@ -42,12 +44,18 @@ def evaluate(
     `tasks` gives the task list itself (`metarl compare`'s, shared by every run); then
     `num_tasks` and `seed` are not used. `execution` replaces the run's values of
     `EXECUTION_KEYS` (e.g. `{"sampler": "ray"}` fans the held-out tasks out over Ray actors).
+    A few-shot run (`metarl.fewshot`) reports its query loss and accuracy instead of returns
+    (`fewshot_summary`), on tasks of `shots` shots (default: its training value).
     """
     if tasks is not None:
         num_tasks = len(tasks)
     _check_counts(num_tasks, adapt_steps)
     run_dir = Path(run_dir)
     run = Run.load(run_dir)
+    if is_fewshot_task(run.env):
+        return _evaluate_fewshot(run_dir, run, num_tasks, adapt_steps, seed, shots)
+    if shots is not None:
+        raise ValueError("--shots is for few-shot runs; RL runs adapt on --episodes")
     trial = "episodes_per_trial" in run.config
     overrides = {} if episodes is None or trial else {"episodes_per_task": episodes}
     path, payload = final_checkpoint(run_dir, run)  # read before the agent is built: fail fast
@@ -79,6 +87,30 @@ def evaluate(
         **summary,
     }
     return result
+
+
+def _evaluate_fewshot(
+    run_dir: Path, run: Run, num_tasks: int, adapt_steps: int, seed: int | None, shots: int | None
+) -> dict[str, Any]:
+    """`evaluate` for a few-shot run."""
+    from metarl.training.fewshot_evaluation import fewshot_summary  # it uses mean_ci95 below
+
+    if shots is not None and shots < 1:
+        raise ValueError(f"evaluate needs shots >= 1, got {shots}")
+    path, payload = final_checkpoint(run_dir, run)
+    agent = run.build()
+    restore_agent(agent, payload, path, f"{run.agent} on {run.env}")
+    seed = run.config["seed"] + HELD_OUT_SEED_OFFSET if seed is None else seed
+    summary = fewshot_summary(agent, num_tasks, adapt_steps, seed, shots)
+    return {
+        "agent": run.agent,
+        "env": run.env,
+        "env_kwargs": run.env_kwargs,
+        "iteration": payload["iteration"],
+        "tasks": num_tasks,
+        "task_seed": seed,
+        **summary,
+    }
 
 
 def evaluate_reference(

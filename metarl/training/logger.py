@@ -16,13 +16,19 @@ from pathlib import Path
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from metarl.training.checkpoint import write_atomically
+from metarl.training.checkpoint import EXPERIENCE_COLUMNS, write_atomically
 
 Row = dict[str, int | float]
-"""One iteration's values: `iteration` and `env_steps` are ints, the rest floats."""
+"""One iteration's values: `iteration` and the experience (`env_steps` or `examples`) are ints,
+the rest floats."""
 
-INTEGER_COLUMNS = ("iteration", "env_steps")
+INTEGER_COLUMNS = ("iteration", *EXPERIENCE_COLUMNS)
 """The columns written as integers (every other column is a float)."""
+
+
+def experience_column(row: Row) -> str:
+    """The experience column of a progress row: `env_steps` or `examples`."""
+    return next(key for key in EXPERIENCE_COLUMNS if key in row)
 
 
 class Logger:
@@ -37,17 +43,29 @@ class Logger:
         if self.rows or self.path.exists():
             write_progress(self.path, self.rows)
         self.tensorboard = _fresh_tensorboard(Path(run_dir) / "tensorboard", self.rows)
+        self.pending: list[Row] = []  # added, not yet written
 
-    def log(self, row: Row) -> None:
-        """Add `row` (it must have the first row's keys) and show it on one stdout line."""
+    def log(self, row: Row, *, write: bool = True) -> None:
+        """Add `row` (it must have the first row's keys); with `write`, write it out (`write`)."""
         if self.columns is None:
             self.columns = list(row)
         if set(row) != set(self.columns):
             raise ValueError(f"metrics {sorted(row)} differ from the columns {self.columns}")
         self.rows.append(dict(row))
+        self.pending.append(dict(row))
+        if write:
+            self.write()
+
+    def write(self) -> None:
+        """Write the rows added since the last write: `progress.csv`, their TensorBoard points,
+        and the newest of them on one stdout line."""
+        if not self.pending:
+            return
         write_progress(self.path, self.rows)
-        _add_scalars(self.tensorboard, row)
-        tqdm.write("  ".join(f"{key} {_format(value)}" for key, value in row.items()))
+        for row in self.pending:
+            _add_scalars(self.tensorboard, row)
+        tqdm.write("  ".join(f"{key} {_format(value)}" for key, value in self.pending[-1].items()))
+        self.pending = []
 
     def close(self) -> None:
         """Flush and close the TensorBoard writer."""
@@ -92,7 +110,7 @@ def read_progress(path: Path) -> list[Row]:
         raise ValueError(
             f"{path} is not a metarl progress.csv (line {reader.line_num}: {error})"
         ) from None
-    if rows and not set(INTEGER_COLUMNS) <= set(rows[0]):
+    if rows and not ("iteration" in rows[0] and any(key in rows[0] for key in EXPERIENCE_COLUMNS)):
         raise ValueError(f"{path} is not a metarl progress.csv (no iteration/env_steps columns)")
     return rows
 
@@ -121,8 +139,9 @@ def _fresh_tensorboard(folder: Path, rows: Sequence[Row]) -> SummaryWriter:
 
 
 def _add_scalars(writer: SummaryWriter, row: Row) -> None:
-    """One TensorBoard point per column of `row`, against its env steps."""
-    step = int(row["env_steps"])
+    """One TensorBoard point per column of `row`, against its experience (env steps or
+    examples)."""
+    step = int(row[experience_column(row)])
     for key, value in row.items():
         writer.add_scalar(key, value, step)
 

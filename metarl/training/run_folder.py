@@ -22,8 +22,10 @@ import yaml
 import metarl
 from metarl.agents.parts.config import EXECUTION_KEYS
 from metarl.agents.parts.protocol import Agent
-from metarl.agents.registry import agent_spec
+from metarl.agents.registry import REGISTRY, AgentSpec, agent_spec
 from metarl.envs import resolve_env_id
+from metarl.fewshot.data import TASK_DISTRIBUTIONS, is_fewshot_task, resolve_task_id
+from metarl.fewshot.registry import FEWSHOT_REGISTRY, fewshot_spec
 from metarl.training.checkpoint import make_folder, write_atomically
 from metarl.training.config import build_config, config_dict
 
@@ -73,11 +75,11 @@ class Run:
         """The record of a new run: the agent's config built from `values` on top of its
         registry overrides and defaults (a bad value is a one-line `ValueError`), the env's
         full id."""
-        spec = agent_spec(agent)
+        spec = learner_spec(agent, env)
         config = build_config(spec.config_class, {**spec.overrides, **values})
         return cls(
             agent,
-            resolve_env_id(env),
+            resolve_task_id(env) if is_fewshot_task(env) else resolve_env_id(env),
             dict(env_kwargs or {}),
             config_dict(config),
             checkpoint_every,
@@ -85,13 +87,13 @@ class Run:
 
     def build(self, **overrides: Any) -> Agent:
         """A fresh agent of this run (config values in `overrides` replace the recorded ones)."""
-        spec = agent_spec(self.agent)
+        spec = learner_spec(self.agent, self.env)
         config = build_config(spec.config_class, {**self.config, **overrides})
         return spec.agent_class(self.env, config, env_kwargs=self.env_kwargs)
 
     def with_values(self, values: dict[str, Any]) -> Run:
         """This run with the config `values` changed (checked as a new run's are)."""
-        spec = agent_spec(self.agent)
+        spec = learner_spec(self.agent, self.env)
         config = build_config(spec.config_class, {**self.config, **values})
         return Run(
             self.agent, self.env, self.env_kwargs, config_dict(config), self.checkpoint_every
@@ -156,6 +158,26 @@ class Run:
         if record["checkpoint_every"] < 1:
             raise ValueError(f"{path}: 'checkpoint_every' must be >= 1")
         return cls(**record, format=version)
+
+
+def learner_spec(agent: str, env: str) -> AgentSpec:
+    """The spec of the agent `agent` for `env`: a few-shot learner for a few-shot task
+    distribution (`metarl.fewshot`), an RL agent for an env. A name of the other half is a
+    one-line `ValueError` saying which envs it takes."""
+    fewshot_envs = ", ".join(TASK_DISTRIBUTIONS)
+    if is_fewshot_task(env):
+        if agent in REGISTRY and agent not in FEWSHOT_REGISTRY:
+            raise ValueError(
+                f"{agent} is an RL agent, and {env} a few-shot task distribution; the few-shot "
+                f"learners are: {', '.join(FEWSHOT_REGISTRY)}"
+            )
+        return fewshot_spec(agent)
+    if agent in FEWSHOT_REGISTRY and agent not in REGISTRY:
+        rl = " (the RL agent is maml-trpo)" if agent == "maml" else ""
+        raise ValueError(
+            f"{agent} is a few-shot learner: its envs are {fewshot_envs}, not {env}{rl}"
+        )
+    return agent_spec(agent)
 
 
 def _migrate_v1(record: dict[str, Any], path: Path) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 Each iteration writes, in this order and each atomically: `checkpoints/latest.pt` (the agent's
 state, the global RNGs and every progress row so far: the run's one source of truth), the kept
 `iter_NNNNN.pt` when due, then `progress.csv` and the TensorBoard point, which derive from it.
+Agents whose iterations take milliseconds (the few-shot learners) ask, by `save_seconds`, for
+these writes once per that many seconds instead, and at every kept checkpoint and the end.
 A resumed run rewrites the derived files from its checkpoint, so a SIGKILL at any moment leaves
 a folder that continues to exactly the rows the uninterrupted run writes. A finished run also
 writes `checkpoints/policy.pt`, what evaluation needs without training's bulky state.
@@ -23,6 +25,7 @@ from tqdm import tqdm
 from metarl.agents.parts.config import check_execution
 from metarl.agents.parts.protocol import Agent
 from metarl.backend.progress import SILENT
+from metarl.fewshot.data import is_fewshot_task, make_tasks
 from metarl.training.checkpoint import (
     load_checkpoint,
     restore_agent,
@@ -52,6 +55,8 @@ def new_run(
     left by a creation that was interrupted)."""
     run = Run.create(agent, env, values, env_kwargs, checkpoint_every)
     _check_env_kwargs(run.env, run.env_kwargs)
+    if is_fewshot_task(run.env):  # a learner that cannot take the tasks (protonet on a
+        run.build().close()  # regression) fails here, in one line, before the folder exists
     out_dir = claim_folder(Path(out_dir))
     with run_lock(out_dir):
         claim_folder(out_dir)  # again under the lock: another process may have started it
@@ -128,13 +133,15 @@ def _train_locked(
     """The loop of `train`, from `checkpoint` (None: iteration 0) with its progress `rows`
     (the logger holds them from here on)."""
     latest = run_dir / "checkpoints" / "latest.pt"
-    state = {"iteration": 0, "env_steps": 0, "wall_time": 0.0}
+    if checkpoint is None:
+        seed_global_rngs(run.config["seed"])  # before build, which may draw from them
+    agent = run.build(**execution)
+    # What the run counts its experience in: env steps, or a few-shot learner's examples.
+    unit = getattr(agent, "experience", "env_steps")
+    state = {"iteration": 0, unit: 0, "wall_time": 0.0}
     if checkpoint is not None:
         state = {key: checkpoint[key] for key in state}
-        state["env_steps"] = int(state["env_steps"])
-    else:
-        seed_global_rngs(run.config["seed"])
-    agent = run.build(**execution)
+        state[unit] = int(state[unit])
     identity = {"agent": run.agent, "env": run.env}
     logger = None
     try:
@@ -148,6 +155,11 @@ def _train_locked(
         bar = tqdm(total=total, initial=state["iteration"], desc=f"{run.agent} {run.env}")
         phases = PhaseBar()
         agent.progress = phases  # the phases inside an iteration, on a nested bar
+        # RL iterations take seconds and are each saved; a few-shot learner's take milliseconds,
+        # and saving each would dominate: it asks for one save per `save_seconds` of training
+        # (a crash loses at most that; resuming re-runs those iterations to the same rows).
+        save_seconds = getattr(agent, "save_seconds", 0.0)
+        saved = time.perf_counter()
         try:
             while state["iteration"] < total:
                 start = time.perf_counter()
@@ -162,23 +174,29 @@ def _train_locked(
                     ) from error
                 elapsed = time.perf_counter() - start
                 state["iteration"] += 1
-                state["env_steps"] += round(float(metrics.pop("env_steps")))
+                state[unit] += round(float(metrics.pop(unit)))
                 state["wall_time"] += elapsed
                 row = {**state, **{key: float(value) for key, value in metrics.items()}}
-                payload = {
-                    **state,
-                    "run": identity,
-                    "progress": [*logger.rows, row],
-                    "agent": agent.state_dict(),
-                    "global_rng": global_rng_state(),
-                }
-                save_checkpoint(latest, payload)  # the truth: every file below derives from it
-                if state["iteration"] % run.checkpoint_every == 0:
-                    save_checkpoint(_periodic(run_dir, state["iteration"]), payload)
-                logger.log(row)
+                logger.log(row, write=False)  # written below, once the checkpoint holds it
+                periodic = state["iteration"] % run.checkpoint_every == 0
+                now = time.perf_counter()
+                if periodic or state["iteration"] == total or now - saved >= save_seconds:
+                    payload = {
+                        **state,
+                        "run": identity,
+                        "progress": list(logger.rows),
+                        "agent": agent.state_dict(),
+                        "global_rng": global_rng_state(),
+                    }
+                    save_checkpoint(latest, payload)  # the truth: the files below derive from it
+                    if periodic:
+                        save_checkpoint(_periodic(run_dir, state["iteration"]), payload)
+                    logger.write()
+                    saved = now
                 returns = {k: f"{v:.1f}" for k, v in metrics.items() if k.endswith("return")}
-                rate = state["env_steps"] / max(state["wall_time"], 1e-9)
-                bar.set_postfix(**returns, steps_per_s=f"{rate:,.0f}")
+                returns |= {k: f"{v:.3g}" for k, v in metrics.items() if k.startswith("post_")}
+                rate = state[unit] / max(state["wall_time"], 1e-9)
+                bar.set_postfix(**returns, **{f"{unit}_per_s": f"{rate:,.0f}"})
                 bar.update()
         except KeyboardInterrupt:
             tqdm.write(f"interrupted: continue with `metarl train --resume {run_dir}`")
@@ -288,7 +306,11 @@ def set_global_rng_state(state: dict[str, Any]) -> None:
 
 
 def _check_env_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> None:
-    """Build the env once so that bad env kwargs fail before the run folder is written."""
+    """Build the env (or the few-shot task distribution) once so that bad env kwargs fail
+    before the run folder is written."""
+    if is_fewshot_task(env_id):
+        make_tasks(env_id, env_kwargs)  # its errors are one-line ValueErrors already
+        return
     try:
         gym.make(env_id, **env_kwargs).close()
     except (TypeError, ValueError) as error:

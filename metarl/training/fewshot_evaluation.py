@@ -1,0 +1,73 @@
+"""Held-out evaluation of a few-shot run (issue 19): query loss (and accuracy) after 0, 1, … K
+inner steps for the gradient learners, or for K shots for the metric learners, each with its
+95% confidence interval over held-out tasks, beside the train-from-scratch baseline on the very
+same tasks.
+
+The tasks come from the distribution's `test` split (held-out classes for classification) and
+a generator of their own, seeded `seed + HELD_OUT_SEED_OFFSET` unless told, so evaluating never
+changes training and every learner of a seed meets the same tasks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from metarl.fewshot.parts.problem import QueryOutcomes
+from metarl.fewshot.scratch import scratch_outcomes
+from metarl.training.evaluation import mean_ci95
+
+CHUNK_TASKS = 50
+"""Tasks adapted at once: bounds the activations of a conv net on hundreds of tasks (a task's
+result does not depend on its chunk)."""
+
+
+def fewshot_summary(
+    agent: Any, num_tasks: int, adapt_steps: int, seed: int, shots: int | None
+) -> dict[str, Any]:
+    """The evaluation of the restored learner `agent` on `num_tasks` held-out tasks of `shots`
+    shots (default: the training value) drawn with `seed`."""
+    problem = agent.problem
+    shots = shots or agent.config.shots
+    generator = torch.Generator().manual_seed(seed)
+    batch = problem.sample(num_tasks, shots=shots, generator=generator, split="test")
+    by_steps = getattr(agent, "adaptation", "steps") == "steps"
+    steps = adapt_steps if by_steps else 0
+    learner, scratch = [], []
+    for start in range(0, num_tasks, CHUNK_TASKS):
+        chunk = batch.select(slice(start, start + CHUNK_TASKS))
+        learner.append(agent.query_outcomes(chunk, steps))
+        scratch.append(scratch_outcomes(problem, chunk, seed))
+    support = batch.support_y.shape[1]
+    result = {
+        "axis": "adapt_steps" if by_steps else "shots",
+        "shots": shots,
+        "support_examples": support,
+        "queries": agent.config.queries,
+        **_curve(_joined(learner)),
+        "scratch": _curve(_joined(scratch)),
+    }
+    if by_steps:
+        result["adapt_steps"] = list(range(steps + 1))
+    else:
+        result["shots"] = [shots]
+    return result
+
+
+def _joined(parts: list[QueryOutcomes]) -> QueryOutcomes:
+    """The outcomes of the chunks, side by side on the task axis."""
+    accuracies = None
+    if parts[0].accuracies is not None:
+        accuracies = torch.cat([p.accuracies for p in parts], 1)
+    return QueryOutcomes(torch.cat([p.losses for p in parts], 1), accuracies)
+
+
+def _curve(outcomes: QueryOutcomes) -> dict[str, list[float]]:
+    """Mean query loss (and accuracy) at each point with their 95% CIs."""
+    mean, ci = mean_ci95(outcomes.losses)
+    curve = {"mean_loss": mean.tolist(), "loss_ci95": ci.tolist()}
+    if outcomes.accuracies is not None:
+        mean, ci = mean_ci95(outcomes.accuracies)
+        curve |= {"mean_accuracy": mean.tolist(), "accuracy_ci95": ci.tolist()}
+    return curve
