@@ -62,11 +62,14 @@ class ClassificationTasks:
         ways: int,
         rotations: bool,
         source: str,
+        class_splits: Mapping[Split, Sequence[int]] | None = None,
     ) -> None:
         """Tasks over `images` `[N, C, H, W]` (float32, square), whose first `counts[0]` rows
         are base class 0 (named `class_names[0]`), the next `counts[1]` class 1, and so on;
-        `splits` gives each split's base classes. `source` names the image set in messages.
-        `ways` must be an integer in [2, the smaller split's class count]."""
+        `splits` gives each split's base classes, or `class_splits` each split's class ids (base
+        class × rotations + turn: a base class's turns may then lie in different splits).
+        `source` names the image set in messages. `ways` must be an integer in [2, the smaller
+        split's class count]."""
         self.images = images
         """All images `[N, C, H, W]`, grouped by base class."""
         self.class_names = tuple(class_names)
@@ -80,13 +83,22 @@ class ClassificationTasks:
         """Images per base class `[classes]`."""
         self._offsets = torch.cumsum(counts_tensor, 0) - counts_tensor
         """Row of each base class's first image `[classes]`."""
-        self._bases = {split: torch.as_tensor(splits[split], dtype=torch.int64) for split in SPLITS}
-        """Base classes of each split `[base classes of the split]`."""
+        bases = {split: torch.as_tensor(splits[split], dtype=torch.int64) for split in SPLITS}
         self._splits = {
             split: (bases[:, None] * self.rotations + torch.arange(self.rotations)).flatten()
-            for split, bases in self._bases.items()
+            for split, bases in bases.items()
         }
-        """Class ids of each split `[classes of the split]`: each base class's turns."""
+        """Class ids of each split `[classes of the split]`: each base class's turns, or the
+        ids of `class_splits`."""
+        if class_splits is not None:
+            self._splits = {
+                split: torch.as_tensor(sorted(class_splits[split]), dtype=torch.int64)
+                for split in SPLITS
+            }
+        self._bases = {
+            split: (ids // self.rotations).unique() for split, ids in self._splits.items()
+        }
+        """Base classes of each split `[base classes of the split]`."""
         self.ways = check_int("ways", ways, low=2)
         """Classes per task."""
         for split in SPLITS:

@@ -15,39 +15,69 @@ import torch
 from torch import Tensor
 
 from metarl.envs.checks import as_int, check_bool, describe
-from metarl.fewshot.data.classes import ClassificationTasks
+from metarl.fewshot.data.checks import check_fraction
+from metarl.fewshot.data.classes import ROTATIONS, ClassificationTasks
 
 DIGITS = tuple(range(10))
 """The base classes: the digits 0..9."""
 
 
+SPLITS_BY = ("classes", "digits")
+"""How `Digits` splits its classes into meta-training and held-out ones."""
+
+SPLIT_SEED = 0
+"""Seed of the fixed permutation that deals the classes to the splits with `split='classes'`."""
+
+
 class Digits(ClassificationTasks):
-    """N-way K-shot tasks on the 8×8 digits (`input_shape` (1, 8, 8), pixels in [0, 1]); the
-    training split holds the classes of `train_digits`, the test split those of the others."""
+    """N-way K-shot tasks on the 8×8 digits (`input_shape` (1, 8, 8), pixels in [0, 1]).
+
+    `split='classes'` (the default) deals the 40 (digit, rotation) classes to the splits by a
+    fixed permutation, `test_fraction` of them held out: a held-out class is never seen in
+    meta-training, though its digit may be, turned otherwise. `split='digits'` holds out whole
+    digits (those not in `train_digits`), the stricter split of Omniglot's characters; with five
+    training digits it leaves meta-training 20 classes, too few to learn features that beat raw
+    pixels on the others (benchmarks/README.md, "Few-shot classification")."""
 
     def __init__(
         self,
         *,
         ways: int = 5,
         rotations: bool = True,
-        train_digits: Sequence[int] = (0, 1, 2, 3, 4),
+        split: str = "classes",
+        test_fraction: float = 0.3,
+        train_digits: Sequence[int] | None = None,
     ) -> None:
         """`ways`-way tasks (2 <= ways <= the smaller split's class count) over the digits, with
-        rotated digits as classes of their own if `rotations`; `train_digits` (distinct digits,
-        a non-empty proper subset of 0..9) are meta-training's. Bad values are one-line
+        rotated digits as classes of their own if `rotations`, split as `split` says
+        (`test_fraction`, in (0, 1), with 'classes'; `train_digits`, distinct digits, a
+        non-empty proper subset of 0..9, default 0..4, with 'digits'). Bad values are one-line
         `ValueError`s."""
-        self.train_digits = _check_digits(train_digits)
-        """The digits whose classes are the training split's, ascending."""
+        if split not in SPLITS_BY:
+            raise ValueError(f"split must be 'classes' or 'digits', got {describe(split)}")
+        if split == "classes" and train_digits is not None:
+            raise ValueError("train_digits goes with split 'digits', not 'classes'")
+        rotations = check_bool("rotations", rotations)
+        self.train_digits = _check_digits((0, 1, 2, 3, 4) if train_digits is None else train_digits)
+        """With split 'digits': the digits whose classes are the training split's, ascending."""
         images, counts = _load_digits()
         test_digits = [d for d in DIGITS if d not in self.train_digits]
+        class_splits = None
+        if split == "classes":
+            fraction = check_fraction("test_fraction", test_fraction)
+            classes = len(DIGITS) * (ROTATIONS if rotations else 1)
+            order = torch.randperm(classes, generator=torch.Generator().manual_seed(SPLIT_SEED))
+            held_out = max(1, round(fraction * classes))
+            class_splits = {"train": order[held_out:].tolist(), "test": order[:held_out].tolist()}
         super().__init__(
             images,
             counts,
             [str(d) for d in DIGITS],
             {"train": self.train_digits, "test": test_digits},
             ways=ways,
-            rotations=check_bool("rotations", rotations),
+            rotations=rotations,
             source="the digits",
+            class_splits=class_splits,
         )
 
 

@@ -43,7 +43,7 @@ class FewShotConfig:
     backbone: str = "auto"
     """The network: 'mlp' (ReLU layers of `hidden_sizes` on flattened inputs), 'conv' (the
     four-block conv net of Vinyals et al. 2016: `conv_channels` 3×3 filters, batch norm, ReLU,
-    2×2 max-pool while the image is larger than 1×1) or 'auto' (conv for images, else mlp)."""
+    2×2 max-pool while the image is larger than 2×2) or 'auto' (conv for images, else mlp)."""
     hidden_sizes: Sequence[int] = (40, 40)
     """Hidden widths of the 'mlp' backbone (Finn et al. 2017's sinusoid net: 40, 40)."""
     conv_channels: int = 64

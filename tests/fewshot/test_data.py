@@ -95,7 +95,10 @@ def test_registry_resolves_full_and_short_names():
 
 def test_make_tasks_turns_bad_kwargs_into_one_line_errors(tmp_path):
     message = raises_one_line("bad kwargs for fewshot/digits", make_tasks, "digits", {"way": 3})
-    assert "'way'" in message and "valid kwargs: ways, rotations, train_digits" in message
+    assert (
+        "'way'" in message
+        and "valid kwargs: ways, rotations, split, test_fraction, train_digits" in message
+    )
     message = raises_one_line("bad kwargs for fewshot/images", make_tasks, "images", {})
     assert "'root'" in message and "image_size" in message
     raises_one_line("bad kwargs for fewshot/sinusoid", make_tasks, "sinusoid", [1])
@@ -205,10 +208,26 @@ def test_digits_shapes_dtypes_and_determinism():
     assert Digits(ways=7).sample(2, 1, 1, gen(), "test").support_x.shape == (2, 7, 1, 8, 8)
 
 
-def test_digits_classes_rotations_and_held_out_digits(digit_labels):
+def test_digits_classes_split_deals_digit_rotation_classes_to_fixed_disjoint_splits(digit_labels):
     tasks = Digits()
+    train, test = tasks.classes("train"), tasks.classes("test")
+    assert len(train) == 28 and len(test) == 12 and sorted(train + test) == list(range(40))
+    assert Digits(ways=3).classes("test") == test  # the same deal in every process and run
+    assert {c // 4 for c in train} & {c // 4 for c in test}  # a digit may lie in both, turned
+    assert len(Digits(test_fraction=0.5).classes("test")) == 20
+    indices = tasks.sample_indices(300, 1, 2, gen(3), "test")
+    for examples, classes in (
+        (indices.support_examples, indices.support_classes),
+        (indices.query_examples, indices.query_classes),
+    ):
+        assert set(classes.unique().tolist()) == set(test)  # every held-out class, no other
+        assert torch.equal(digit_labels[examples], classes // 4)
+
+
+def test_digits_classes_rotations_and_held_out_digits(digit_labels):
+    tasks = Digits(split="digits")
     assert len(tasks.classes("train")) == len(tasks.classes("test")) == 20  # 5 digits × 4 turns
-    plain = Digits(ways=3, rotations=False, train_digits=[7, 2, 9])
+    plain = Digits(ways=3, rotations=False, split="digits", train_digits=[7, 2, 9])
     assert plain.classes("train") == [2, 7, 9] and len(plain.classes("test")) == 7
     names = [plain.class_name(c) for c in plain.classes("test")]
     assert names == ["0", "1", "3", "4", "5", "6", "8"]
@@ -274,6 +293,7 @@ def test_digits_errors():
     raises_one_line(
         "the test split of the digits has 4 classes, fewer than ways = 5",
         Digits,
+        split="digits",
         train_digits=list(range(9)),
     )
     raises_one_line(
@@ -281,17 +301,27 @@ def test_digits_errors():
         Digits,
         ways=6,
         rotations=False,
+        split="digits",
+    )
+    raises_one_line(
+        "the test split of the digits has 3 classes, fewer than ways = 5", Digits, rotations=False
     )
     for bad in ([], list(range(10)), [1, 1], [10], [True], "01", 3, [1.5]):
         raises_one_line(
             "train_digits must be a non-empty proper subset of the digits 0..9",
             Digits,
+            split="digits",
             train_digits=bad,
         )
+    raises_one_line(
+        "train_digits goes with split 'digits', not 'classes'", Digits, train_digits=[1]
+    )
+    raises_one_line("split must be 'classes' or 'digits', got 'all'", Digits, split="all")
+    raises_one_line("test_fraction must", Digits, test_fraction=1.5)
     raises_one_line("rotations must be True or False, got 1", Digits, rotations=1)
     raises_one_line(
         r"class '8' of the test split has 174 images, fewer than shots \+ queries = 175",
-        Digits().sample,
+        Digits(split="digits").sample,
         1,
         100,
         75,
