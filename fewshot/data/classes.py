@@ -63,13 +63,19 @@ class ClassificationTasks:
         rotations: bool,
         source: str,
         class_splits: Mapping[Split, Sequence[int]] | None = None,
+        shift: int = 0,
     ) -> None:
         """Tasks over `images` `[N, C, H, W]` (float32, square), whose first `counts[0]` rows
         are base class 0 (named `class_names[0]`), the next `counts[1]` class 1, and so on;
         `splits` gives each split's base classes, or `class_splits` each split's class ids (base
         class × rotations + turn: a base class's turns may then lie in different splits).
         `source` names the image set in messages. `ways` must be an integer in [2, the smaller
-        split's class count]."""
+        split's class count]. `shift` > 0 moves every drawn image by a random offset of up to
+        `shift` pixels each way (zeros fill in), so that a class's examples differ by more than
+        the handwriting: what a meta-learner can learn to ignore and one support image cannot
+        show."""
+        self.shift = check_int("shift", shift, low=0)
+        """Largest random translation of a drawn image, in pixels (0: none)."""
         self.images = images
         """All images `[N, C, H, W]`, grouped by base class."""
         self.class_names = tuple(class_names)
@@ -124,7 +130,27 @@ class ClassificationTasks:
     ) -> FewShotBatch:
         """`num_tasks` tasks of `split` with `shots` support and `queries` query images per
         class (the `TaskDistribution` contract): the images of `sample_indices`."""
-        return self.episode(self.sample_indices(num_tasks, shots, queries, generator, split))
+        batch = self.episode(self.sample_indices(num_tasks, shots, queries, generator, split))
+        if not self.shift:
+            return batch
+        support_x, query_x = (self._shifted(x, generator) for x in (batch.support_x, batch.query_x))
+        return FewShotBatch(support_x, batch.support_y, query_x, batch.query_y)
+
+    def _shifted(self, images: Tensor, generator: torch.Generator) -> Tensor:
+        """`images` `[n, m, C, H, W]`, each translated by its own random offset in
+        [−shift, shift]² drawn from `generator`, zeros where it moved away from."""
+        s, (height, width) = self.shift, images.shape[-2:]
+        offsets = torch.randint(
+            -s, s + 1, (*images.shape[:2], 2), generator=generator, device=generator.device
+        ).cpu()
+        padded = torch.nn.functional.pad(images, (s, s, s, s))
+        shifted = torch.empty_like(images)
+        for dy in range(-s, s + 1):
+            for dx in range(-s, s + 1):
+                chosen = (offsets[..., 0] == dy) & (offsets[..., 1] == dx)
+                window = padded[chosen][..., s - dy : s - dy + height, s - dx : s - dx + width]
+                shifted[chosen] = window
+        return shifted
 
     def sample_indices(
         self, num_tasks: int, shots: int, queries: int, generator: torch.Generator, split: Split

@@ -47,12 +47,13 @@ class Digits(ClassificationTasks):
         split: str = "classes",
         test_fraction: float = 0.3,
         train_digits: Sequence[int] | None = None,
+        shift: int = 0,
     ) -> None:
         """`ways`-way tasks (2 <= ways <= the smaller split's class count) over the digits, with
         rotated digits as classes of their own if `rotations`, split as `split` says
         (`test_fraction`, in (0, 1), with 'classes'; `train_digits`, distinct digits, a
-        non-empty proper subset of 0..9, default 0..4, with 'digits'). Bad values are one-line
-        `ValueError`s."""
+        non-empty proper subset of 0..9, default 0..4, with 'digits'), each drawn image moved by
+        up to `shift` pixels (`ClassificationTasks`). Bad values are one-line `ValueError`s."""
         if split not in SPLITS_BY:
             raise ValueError(f"split must be 'classes' or 'digits', got {describe(split)}")
         if split == "classes" and train_digits is not None:
@@ -78,6 +79,7 @@ class Digits(ClassificationTasks):
             rotations=rotations,
             source="the digits",
             class_splits=class_splits,
+            shift=shift,
         )
 
 

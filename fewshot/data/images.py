@@ -53,6 +53,7 @@ class ImageFolder(ClassificationTasks):
         rotations: bool = False,
         invert: bool = False,
         test_fraction: float = 0.25,
+        shift: int = 0,
     ) -> None:
         """Read every image under `root` (a one-line `ValueError` for a missing root, no class
         folders, an unreadable image, a split with fewer than `ways` classes).
@@ -61,6 +62,7 @@ class ImageFolder(ClassificationTasks):
         class's turns by 90°, 180°, 270° are classes too (Omniglot's convention). `invert`:
         x ← 1 − x (Omniglot's black strokes on white become white on black). `test_fraction`
         (in (0, 1)): the share of classes held out when `root` has no `train`/`test` folders.
+        `shift`: each drawn image moved by up to that many pixels (`ClassificationTasks`).
         """
         self.root = Path(_check_root(root))
         """The folder the images are read from."""
@@ -83,6 +85,7 @@ class ImageFolder(ClassificationTasks):
             ways=ways,
             rotations=check_bool("rotations", rotations),
             source=repr(str(root)),
+            shift=shift,
         )
 
 

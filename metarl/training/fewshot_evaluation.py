@@ -16,6 +16,7 @@ import torch
 
 from metarl.fewshot.parts.problem import QueryOutcomes
 from metarl.fewshot.scratch import scratch_outcomes
+from metarl.sampling.sampler import torch_threads
 from metarl.training.evaluation import mean_ci95
 
 CHUNK_TASKS = 50
@@ -24,21 +25,30 @@ result does not depend on its chunk)."""
 
 
 def fewshot_summary(
-    agent: Any, num_tasks: int, adapt_steps: int, seed: int, shots: int | None
+    agent: Any,
+    num_tasks: int,
+    adapt_steps: int,
+    seed: int,
+    shots: int | None,
+    *,
+    scratch: bool = True,
 ) -> dict[str, Any]:
     """The evaluation of the restored learner `agent` on `num_tasks` held-out tasks of `shots`
-    shots (default: the training value) drawn with `seed`."""
+    shots (default: the training value) drawn with `seed`, and of the scratch baseline on the
+    same tasks unless `scratch` is False."""
     problem = agent.problem
     shots = shots or agent.config.shots
     generator = torch.Generator().manual_seed(seed)
     batch = problem.sample(num_tasks, shots=shots, generator=generator, split="test")
     by_steps = getattr(agent, "adaptation", "steps") == "steps"
     steps = adapt_steps if by_steps else 0
-    learner, scratch = [], []
-    for start in range(0, num_tasks, CHUNK_TASKS):
-        chunk = batch.select(slice(start, start + CHUNK_TASKS))
-        learner.append(agent.query_outcomes(chunk, steps))
-        scratch.append(scratch_outcomes(problem, chunk, seed))
+    learner, baseline = [], []
+    with torch_threads(agent.config.threads):
+        for start in range(0, num_tasks, CHUNK_TASKS):
+            chunk = batch.select(slice(start, start + CHUNK_TASKS))
+            learner.append(agent.query_outcomes(chunk, steps))
+            if scratch:
+                baseline.append(scratch_outcomes(problem, chunk, seed))
     support = batch.support_y.shape[1]
     result = {
         "axis": "adapt_steps" if by_steps else "shots",
@@ -46,8 +56,9 @@ def fewshot_summary(
         "support_examples": support,
         "queries": agent.config.queries,
         **_curve(_joined(learner)),
-        "scratch": _curve(_joined(scratch)),
     }
+    if scratch:
+        result["scratch"] = _curve(_joined(baseline))
     if by_steps:
         result["adapt_steps"] = list(range(steps + 1))
     else:

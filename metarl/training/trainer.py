@@ -26,6 +26,7 @@ from metarl.agents.parts.config import check_execution
 from metarl.agents.parts.protocol import Agent
 from metarl.backend.progress import SILENT
 from metarl.fewshot.data import is_fewshot_task, make_tasks
+from metarl.sampling.sampler import torch_threads
 from metarl.training.checkpoint import (
     load_checkpoint,
     restore_agent,
@@ -159,12 +160,14 @@ def _train_locked(
         # and saving each would dominate: it asks for one save per `save_seconds` of training
         # (a crash loses at most that; resuming re-runs those iterations to the same rows).
         save_seconds = getattr(agent, "save_seconds", 0.0)
+        threads = getattr(agent.config, "threads", None)  # a few-shot learner's; RL: unchanged
         saved = time.perf_counter()
         try:
             while state["iteration"] < total:
                 start = time.perf_counter()
                 try:
-                    metrics = agent.train_step()
+                    with torch_threads(threads):
+                        metrics = agent.train_step()
                 except FloatingPointError as error:  # a non-finite loss: one line from the CLI
                     done = state["iteration"]
                     kept = f"iteration {done}'s checkpoint is kept" if done else "no checkpoint"

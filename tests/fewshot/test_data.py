@@ -508,3 +508,22 @@ def test_image_folder_errors(tmp_path):
 
     lopsided = write_classes(tmp_path / "lopsided" / "train", ["x", "y"])
     raises_one_line("holds a 'train' folder but no 'test' folder", ImageFolder, lopsided.parent)
+
+
+def test_shift_moves_each_drawn_image_by_its_own_offset_within_the_bound():
+    plain, shifted = Digits(split="digits"), Digits(split="digits", shift=1)
+    indices = plain.sample_indices(20, 2, 3, gen(11), "test")
+    batch = shifted.sample(20, 2, 3, gen(11), "test")  # the same draw, then the offsets
+    originals = plain.episode(indices)
+    for image, original in zip(
+        batch.support_x.flatten(0, 1), originals.support_x.flatten(0, 1), strict=True
+    ):
+        padded = torch.nn.functional.pad(original, (1, 1, 1, 1))
+        windows = [
+            padded[..., 1 - dy : 9 - dy, 1 - dx : 9 - dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+        ]
+        assert any(torch.equal(image, w) for w in windows)
+    moved = (batch.support_x != originals.support_x).flatten(2).any(-1).float().mean()
+    assert 0.7 < moved < 0.95  # 8 of the 9 offsets move an image (blank borders aside)
+    assert torch.equal(batch.support_y, originals.support_y)
+    raises_one_line("shift must be an integer >= 0, got -1", Digits, shift=-1)

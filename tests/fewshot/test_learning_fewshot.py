@@ -21,7 +21,7 @@ def trained(name, env, iterations, env_kwargs=None, **values):
     spec = fewshot_spec(name)
     config = build_config(spec.config_class, {**spec.overrides, **values, "iterations": iterations})
     learner = spec.agent_class(env, config, env_kwargs=env_kwargs or {})
-    before = fewshot_summary(learner, HELD_OUT, 1, 10000, None)
+    before = fewshot_summary(learner, HELD_OUT, 1, 10000, None, scratch=False)
     for _ in range(iterations):
         learner.train_step()
     return before, fewshot_summary(learner, HELD_OUT, 1, 10000, None)
@@ -53,3 +53,20 @@ def test_gradient_learners_beat_scratch_on_the_sinusoid(name):
     one_step, scratch = after["mean_loss"][1], after["scratch"]["mean_loss"][0]
     assert one_step < threshold < scratch - 0.4, (one_step, scratch)
     assert one_step < before["mean_loss"][1] - 1.5, (one_step, before["mean_loss"])
+
+
+# Digits, 5-way 1-shot with images shifted by up to a pixel (`shift: 1`, the nuisance one
+# support image cannot teach a learner from scratch), 32-filter conv net, 8 tasks per iteration,
+# query accuracy on 200 held-out-class tasks. Measured after 300 iterations: the scratch baseline
+# 49.4%; ProtoNets 42.6% at iteration 0 → 69.3%, Matching Networks 44.4% → 65.8%.
+DIGITS = {"protonet": 0.62, "matching-net": 0.60}
+SHIFTED_DIGITS = {"ways": 5, "shift": 1}
+SMALL_CONV = {"shots": 1, "queries": 5, "meta_batch_size": 8, "conv_channels": 32}
+
+
+@pytest.mark.parametrize("name", sorted(DIGITS))
+def test_metric_learners_beat_scratch_on_shifted_digits(name):
+    before, after = trained(name, "digits", 300, SHIFTED_DIGITS, **SMALL_CONV)
+    accuracy, scratch = after["mean_accuracy"][0], after["scratch"]["mean_accuracy"][0]
+    assert accuracy > DIGITS[name] > scratch + 0.08, (accuracy, scratch)
+    assert accuracy > before["mean_accuracy"][0] + 0.15, (accuracy, before["mean_accuracy"])
