@@ -23,11 +23,11 @@ import torch
 from torch import Tensor
 
 from metarl.agents.parts.checks import check_bool, config_error
-from metarl.agents.parts.config import ClosesOnExit
 from metarl.backend.progress import SILENT, Progress
 from metarl.fewshot.data.base import FewShotBatch
-from metarl.fewshot.parts.config import SAVE_SECONDS, GradientConfig
+from metarl.fewshot.parts.config import GradientConfig
 from metarl.fewshot.parts.finetune import adapt_stages, finetune_outcomes
+from metarl.fewshot.parts.learner import FewShotLearner, Saveable
 from metarl.fewshot.parts.networks import batched_call
 from metarl.fewshot.parts.problem import FewShotProblem, QueryOutcomes, finite
 from metarl.policies.functional import parameters
@@ -54,14 +54,9 @@ class MAMLConfig(GradientConfig):
             raise config_error("inner_lr", requirement, self.inner_lr)
 
 
-class MAML(ClosesOnExit):
+class MAML(FewShotLearner):
     """A network θ (and Meta-SGD's log α) meta-trained so that a few SGD steps on a task's
     support set fit the task."""
-
-    experience = "examples"
-    """The trainer counts labelled examples, not env steps."""
-    save_seconds = SAVE_SECONDS
-    """Iterations take milliseconds: the trainer saves once per this many seconds."""
 
     def __init__(
         self, env: str, config: MAMLConfig, *, env_kwargs: dict[str, Any] | None = None
@@ -124,23 +119,18 @@ class MAML(ClosesOnExit):
         fixed = {k: v.detach() if isinstance(v, Tensor) else v for k, v in step_sizes.items()}
         return finetune_outcomes(self.network, self.problem, batch, steps, fixed.__getitem__)
 
+    def saved_parts(self) -> dict[str, Saveable]:
+        """The parts a checkpoint holds."""
+        return {"network": self.network, "optimizer": self.optimizer, "problem": self.problem}
+
     def state_dict(self) -> dict[str, Any]:
-        """The network, Meta-SGD's log step sizes, the optimizer and the task generator."""
-        return {
-            "network": self.network.state_dict(),
-            "log_step_sizes": {k: v.detach().clone() for k, v in self.log_step_sizes.items()},
-            "optimizer": self.optimizer.state_dict(),
-            "problem": self.problem.state_dict(),
-        }
+        """The parts' states and Meta-SGD's log step sizes."""
+        log_step_sizes = {k: v.detach().clone() for k, v in self.log_step_sizes.items()}
+        return {**FewShotLearner.state_dict(self), "log_step_sizes": log_step_sizes}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what `state_dict` returned."""
-        self.network.load_state_dict(state["network"])
+        FewShotLearner.load_state_dict(self, state)
         with torch.no_grad():
             for name, log_lr in self.log_step_sizes.items():
                 log_lr.copy_(state["log_step_sizes"][name])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.problem.load_state_dict(state["problem"])
-
-    def close(self) -> None:
-        """Nothing to release (no sampler threads)."""

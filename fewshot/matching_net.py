@@ -27,10 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from metarl.agents.parts.config import ClosesOnExit
 from metarl.backend.progress import SILENT, Progress
 from metarl.fewshot.data.base import FewShotBatch
-from metarl.fewshot.parts.config import SAVE_SECONDS, FewShotConfig
+from metarl.fewshot.parts.config import FewShotConfig
+from metarl.fewshot.parts.learner import FewShotLearner, Saveable
 from metarl.fewshot.parts.problem import FewShotProblem, QueryOutcomes, finite, stack_outcomes
 from metarl.fewshot.protonet import embed_tasks, require_classification
 
@@ -68,14 +68,10 @@ def nll(log_probs: Tensor, labels: Tensor) -> Tensor:
     return -log_probs.gather(-1, labels.unsqueeze(-1)).squeeze(-1).mean(1)
 
 
-class MatchingNet(ClosesOnExit):
+class MatchingNet(FewShotLearner):
     """An embedding meta-trained so that attention over a task's support examples, by cosine
     similarity, votes for each query's label."""
 
-    experience = "examples"
-    """The trainer counts labelled examples, not env steps."""
-    save_seconds = SAVE_SECONDS
-    """Iterations take milliseconds: the trainer saves once per this many seconds."""
     adaptation = "shots"
     """Evaluated for K shots (the support set is the adaptation), not after gradient steps."""
 
@@ -124,19 +120,6 @@ class MatchingNet(ClosesOnExit):
             losses = nll(log_probs, batch.query_y)
         return stack_outcomes([(losses, self.problem.accuracies(log_probs, batch.query_y))])
 
-    def state_dict(self) -> dict[str, Any]:
-        """The network, the optimizer and the task generator."""
-        return {
-            "network": self.network.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "problem": self.problem.state_dict(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what `state_dict` returned."""
-        self.network.load_state_dict(state["network"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.problem.load_state_dict(state["problem"])
-
-    def close(self) -> None:
-        """Nothing to release (no sampler threads)."""
+    def saved_parts(self) -> dict[str, Saveable]:
+        """The parts a checkpoint holds."""
+        return {"network": self.network, "optimizer": self.optimizer, "problem": self.problem}

@@ -42,11 +42,11 @@ import torch
 from torch import Tensor, nn
 
 from metarl.agents.parts.checks import check_float, check_int
-from metarl.agents.parts.config import ClosesOnExit
 from metarl.backend.adaptation import repeat_for_tasks
 from metarl.backend.progress import SILENT, Progress
 from metarl.fewshot.data.base import FewShotBatch
-from metarl.fewshot.parts.config import SAVE_SECONDS, FewShotConfig
+from metarl.fewshot.parts.config import FewShotConfig
+from metarl.fewshot.parts.learner import FewShotLearner, Saveable
 from metarl.fewshot.parts.networks import batched_call
 from metarl.fewshot.parts.problem import FewShotProblem, QueryOutcomes, finite, stack_outcomes
 from metarl.policies.functional import Params, parameters
@@ -158,14 +158,9 @@ class MetaLearner(nn.Module):
         return updated, MetaLearnerState(hidden, cell, i, f)
 
 
-class MetaLSTM(ClosesOnExit):
+class MetaLSTM(FewShotLearner):
     """A learner's initial parameters θ_0 and an LSTM that updates them, meta-trained together so
     that a few of its updates on a task's support set fit the task."""
-
-    experience = "examples"
-    """The trainer counts labelled examples, not env steps."""
-    save_seconds = SAVE_SECONDS
-    """Iterations take milliseconds: the trainer saves once per this many seconds."""
 
     def __init__(
         self, env: str, config: MetaLSTMConfig, *, env_kwargs: dict[str, Any] | None = None
@@ -265,21 +260,11 @@ class MetaLSTM(ClosesOnExit):
                     flat, state = self.update(flat, batch, state)
         return stack_outcomes(points)
 
-    def state_dict(self) -> dict[str, Any]:
-        """The learner's θ_0, the meta-learner, the optimizer and the task generator."""
+    def saved_parts(self) -> dict[str, Saveable]:
+        """The parts a checkpoint holds."""
         return {
-            "network": self.network.state_dict(),
-            "meta_learner": self.meta_learner.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "problem": self.problem.state_dict(),
+            "network": self.network,
+            "meta_learner": self.meta_learner,
+            "optimizer": self.optimizer,
+            "problem": self.problem,
         }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what `state_dict` returned."""
-        self.network.load_state_dict(state["network"])
-        self.meta_learner.load_state_dict(state["meta_learner"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.problem.load_state_dict(state["problem"])
-
-    def close(self) -> None:
-        """Nothing to release (no sampler threads)."""

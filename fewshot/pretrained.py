@@ -12,11 +12,11 @@ from typing import Any
 
 import torch
 
-from metarl.agents.parts.config import ClosesOnExit
 from metarl.backend.progress import SILENT, Progress
 from metarl.fewshot.data.base import FewShotBatch
-from metarl.fewshot.parts.config import SAVE_SECONDS, GradientConfig
+from metarl.fewshot.parts.config import GradientConfig
 from metarl.fewshot.parts.finetune import finetune_outcomes
+from metarl.fewshot.parts.learner import FewShotLearner, Saveable
 from metarl.fewshot.parts.problem import FewShotProblem, QueryOutcomes, finite
 
 
@@ -26,13 +26,8 @@ class PretrainedConfig(GradientConfig):
     (`num_inner_steps` is not used in training)."""
 
 
-class Pretrained(ClosesOnExit):
+class Pretrained(FewShotLearner):
     """A network fit by Adam to the pooled examples of each meta-batch of tasks."""
-
-    experience = "examples"
-    """The trainer counts labelled examples, not env steps."""
-    save_seconds = SAVE_SECONDS
-    """Iterations take milliseconds: the trainer saves once per this many seconds."""
 
     def __init__(
         self, env: str, config: PretrainedConfig, *, env_kwargs: dict[str, Any] | None = None
@@ -68,19 +63,6 @@ class Pretrained(ClosesOnExit):
         lr = self.config.inner_lr
         return finetune_outcomes(self.network, self.problem, batch, steps, lambda name: lr)
 
-    def state_dict(self) -> dict[str, Any]:
-        """The network, the optimizer and the task generator."""
-        return {
-            "network": self.network.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "problem": self.problem.state_dict(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what `state_dict` returned."""
-        self.network.load_state_dict(state["network"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.problem.load_state_dict(state["problem"])
-
-    def close(self) -> None:
-        """Nothing to release (no sampler threads)."""
+    def saved_parts(self) -> dict[str, Saveable]:
+        """The parts a checkpoint holds."""
+        return {"network": self.network, "optimizer": self.optimizer, "problem": self.problem}

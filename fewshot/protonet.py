@@ -29,12 +29,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from metarl.agents.parts.checks import check_choice
-from metarl.agents.parts.config import ClosesOnExit
 from metarl.backend.adaptation import repeat_for_tasks
 from metarl.backend.progress import SILENT, Progress
 from metarl.fewshot.data import resolve_task_id
 from metarl.fewshot.data.base import FewShotBatch
-from metarl.fewshot.parts.config import SAVE_SECONDS, FewShotConfig
+from metarl.fewshot.parts.config import FewShotConfig
+from metarl.fewshot.parts.learner import FewShotLearner, Saveable
 from metarl.fewshot.parts.networks import batched_call
 from metarl.fewshot.parts.problem import FewShotProblem, QueryOutcomes, finite, stack_outcomes
 from metarl.policies.functional import parameters
@@ -102,14 +102,10 @@ def cosine_similarities(queries: Tensor, prototypes: Tensor) -> Tensor:
     return F.normalize(queries, dim=-1) @ F.normalize(prototypes, dim=-1).transpose(1, 2)
 
 
-class ProtoNet(ClosesOnExit):
+class ProtoNet(FewShotLearner):
     """An embedding meta-trained so that each query is nearest its class's prototype, the mean
     support embedding of the class."""
 
-    experience = "examples"
-    """The trainer counts labelled examples, not env steps."""
-    save_seconds = SAVE_SECONDS
-    """Iterations take milliseconds: the trainer saves once per this many seconds."""
     adaptation = "shots"
     """Evaluated for K shots (the support set is the adaptation), not after gradient steps."""
 
@@ -158,19 +154,6 @@ class ProtoNet(ClosesOnExit):
             logits = self.logits(batch)
         return stack_outcomes([self.problem.outcome(logits, batch.query_y)])
 
-    def state_dict(self) -> dict[str, Any]:
-        """The network, the optimizer and the task generator."""
-        return {
-            "network": self.network.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "problem": self.problem.state_dict(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what `state_dict` returned."""
-        self.network.load_state_dict(state["network"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.problem.load_state_dict(state["problem"])
-
-    def close(self) -> None:
-        """Nothing to release (no sampler threads)."""
+    def saved_parts(self) -> dict[str, Saveable]:
+        """The parts a checkpoint holds."""
+        return {"network": self.network, "optimizer": self.optimizer, "problem": self.problem}

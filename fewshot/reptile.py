@@ -20,11 +20,11 @@ from typing import Any
 import torch
 
 from metarl.agents.parts.checks import check_bool
-from metarl.agents.parts.config import ClosesOnExit
 from metarl.backend.progress import SILENT, Progress
 from metarl.fewshot.data.base import FewShotBatch
-from metarl.fewshot.parts.config import SAVE_SECONDS, GradientConfig
+from metarl.fewshot.parts.config import GradientConfig
 from metarl.fewshot.parts.finetune import adapt_stages, finetune_outcomes
+from metarl.fewshot.parts.learner import FewShotLearner, Saveable
 from metarl.fewshot.parts.networks import batched_call
 from metarl.fewshot.parts.problem import FewShotProblem, QueryOutcomes, finite
 from metarl.policies.functional import parameters
@@ -53,14 +53,9 @@ class ReptileConfig(GradientConfig):
         check_bool("anneal", self.anneal)
 
 
-class Reptile(ClosesOnExit):
+class Reptile(FewShotLearner):
     """A network θ moved, each iteration, toward the weights that SGD on a batch of tasks
     reaches from it."""
-
-    experience = "examples"
-    """The trainer counts labelled examples, not env steps."""
-    save_seconds = SAVE_SECONDS
-    """Iterations take milliseconds: the trainer saves once per this many seconds."""
 
     def __init__(
         self, env: str, config: ReptileConfig, *, env_kwargs: dict[str, Any] | None = None
@@ -110,19 +105,15 @@ class Reptile(ClosesOnExit):
         lr = self.config.inner_lr
         return finetune_outcomes(self.network, self.problem, batch, steps, lambda name: lr)
 
+    def saved_parts(self) -> dict[str, Saveable]:
+        """The parts a checkpoint holds."""
+        return {"network": self.network, "problem": self.problem}
+
     def state_dict(self) -> dict[str, Any]:
-        """The network, the iteration (ε's schedule) and the task generator."""
-        return {
-            "network": self.network.state_dict(),
-            "iteration": self.iteration,
-            "problem": self.problem.state_dict(),
-        }
+        """The parts' states and the iteration (ε's schedule)."""
+        return {**FewShotLearner.state_dict(self), "iteration": self.iteration}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what `state_dict` returned."""
-        self.network.load_state_dict(state["network"])
+        FewShotLearner.load_state_dict(self, state)
         self.iteration = state["iteration"]
-        self.problem.load_state_dict(state["problem"])
-
-    def close(self) -> None:
-        """Nothing to release (no sampler threads)."""

@@ -77,16 +77,7 @@ def evaluate(
             raise ValueError(f"{run.agent} does not adapt to tasks: there is nothing to evaluate")
     finally:
         agent.close()
-    result = {
-        "agent": run.agent,
-        "env": run.env,
-        "env_kwargs": run.env_kwargs,
-        "iteration": payload["iteration"],
-        "tasks": num_tasks,
-        "task_seed": seed,
-        **summary,
-    }
-    return result
+    return _result(run, payload, num_tasks, seed, summary)
 
 
 def _evaluate_fewshot(
@@ -102,6 +93,13 @@ def _evaluate_fewshot(
     restore_agent(agent, payload, path, f"{run.agent} on {run.env}")
     seed = run.config["seed"] + HELD_OUT_SEED_OFFSET if seed is None else seed
     summary = fewshot_summary(agent, num_tasks, adapt_steps, seed, shots)
+    return _result(run, payload, num_tasks, seed, summary)
+
+
+def _result(
+    run: Run, payload: dict[str, Any], num_tasks: int, seed: int, summary: dict[str, Any]
+) -> dict[str, Any]:
+    """An evaluation result: which run, iteration and tasks, then the `summary`."""
     return {
         "agent": run.agent,
         "env": run.env,

@@ -17,14 +17,16 @@ HELD_OUT = 200
 """Held-out tasks of every evaluation here (the task seed is fixed: 10000)."""
 
 
-def trained(name, env, iterations, env_kwargs=None, **values):
+def trained(name, env, iterations, env_kwargs=None, steps=1, **values):
+    """The held-out evaluation (after 0..`steps` steps) of the learner at iteration 0 (without
+    the scratch baseline) and after `iterations` iterations."""
     spec = fewshot_spec(name)
     config = build_config(spec.config_class, {**spec.overrides, **values, "iterations": iterations})
     learner = spec.agent_class(env, config, env_kwargs=env_kwargs or {})
-    before = fewshot_summary(learner, HELD_OUT, 1, 10000, None, scratch=False)
+    before = fewshot_summary(learner, HELD_OUT, steps, 10000, None, scratch=False)
     for _ in range(iterations):
         learner.train_step()
-    return before, fewshot_summary(learner, HELD_OUT, 1, 10000, None)
+    return before, fewshot_summary(learner, HELD_OUT, steps, 10000, None)
 
 
 @pytest.fixture(autouse=True)
@@ -70,3 +72,14 @@ def test_metric_learners_beat_scratch_on_shifted_digits(name):
     accuracy, scratch = after["mean_accuracy"][0], after["scratch"]["mean_accuracy"][0]
     assert accuracy > DIGITS[name] > scratch + 0.08, (accuracy, scratch)
     assert accuracy > before["mean_accuracy"][0] + 0.15, (accuracy, before["mean_accuracy"])
+
+
+def test_the_lstm_meta_learner_beats_scratch_on_the_sinusoid():
+    # The loss after its T = 5 updates (the number it is trained for), 20-20 net, 10 tasks per
+    # iteration, Adam 3e-3. Measured after 800 iterations: 1.30, against the scratch baseline's
+    # 2.31 (this net) and 4.5 at iteration 0; after 1000 at 5 tasks and Adam 1e-3 only 1.90.
+    values = {"meta_batch_size": 10, "outer_lr": 3e-3, "hidden_sizes": [20, 20]}
+    before, after = trained("meta-lstm", "sinusoid", 800, steps=5, **values)
+    loss, scratch = after["mean_loss"][5], after["scratch"]["mean_loss"][0]
+    assert loss < 1.8 < scratch - 0.4, (loss, scratch)
+    assert loss < before["mean_loss"][5] - 1.5, (loss, before["mean_loss"])
