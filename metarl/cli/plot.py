@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -94,12 +95,13 @@ def plot_adaptation(sources: Sequence[Path], out_file: Path) -> Path:
     folders against env steps of adaptation experience, the x-axis every agent shares: the
     figure `metarl compare` draws (`draw_adaptation`)."""
     curves, envs, tasks = [], set(), set()
-    for source in map(Path, sources):
-        candidates = [source, source / "adaptation.json", source / "eval" / "adaptation.json"]
-        path = next((c for c in candidates if c.is_file()), None)
-        if path is None:
-            raise ValueError(f"{source} has no adaptation.json: run `metarl evaluate` first")
-        result = read_result(path)
+    results = [_result_of(Path(source)) for source in sources]
+    fewshot = ["mean_loss" in result for result in results]
+    if any(fewshot):
+        if not all(fewshot):
+            raise ValueError("plot --adaptation draws RL and few-shot results apart")
+        return _plot_fewshot_adaptation(sources, results, out_file)
+    for source, result in zip(map(Path, sources), results, strict=True):
         envs.add(result["env"])
         tasks.add(result["tasks"])
         curve = {
@@ -118,6 +120,46 @@ def plot_adaptation(sources: Sequence[Path], out_file: Path) -> Path:
     out_file = figure_path(out_file)
     save_figure(figure, out_file)
     return out_file
+
+
+def _result_of(source: Path) -> dict:
+    """The `metarl evaluate` result of a run folder, a result folder or an adaptation.json."""
+    candidates = [source, source / "adaptation.json", source / "eval" / "adaptation.json"]
+    path = next((c for c in candidates if c.is_file()), None)
+    if path is None:
+        raise ValueError(f"{source} has no adaptation.json: run `metarl evaluate` first")
+    if json.loads(path.read_text()).get("mean_loss") is not None:  # a few-shot result
+        return json.loads(path.read_text())
+    return read_result(path)
+
+
+def _plot_fewshot_adaptation(sources: Sequence[Path], results: list[dict], out_file: Path) -> Path:
+    """Few-shot results: query accuracy (or loss, for regression) after each number of steps
+    (a metric learner's one point at its shots), with 95% CIs, one colour per result and its
+    scratch baseline dashed in the same colour."""
+    metric = "accuracy" if all("mean_accuracy" in r for r in results) else "loss"
+    figure = Figure(figsize=(7, 4.5))
+    axes = figure.subplots()
+    for index, (source, result) in enumerate(zip(map(Path, sources), results, strict=True)):
+        x = result["adapt_steps"] if result["axis"] == "adapt_steps" else [0]
+        color = f"C{index}"
+        label = f"{result['agent']} ({source.name})"
+        axes.errorbar(
+            x,
+            result[f"mean_{metric}"],
+            yerr=result[f"{metric}_ci95"],
+            marker="o",
+            capsize=3,
+            color=color,
+            label=label,
+        )
+        axes.axhline(result["scratch"][f"mean_{metric}"][0], ls="--", color=color, lw=0.8)
+    axes.set(
+        xlabel="adaptation steps (metric learners: at 0)",
+        ylabel=f"query {metric}",
+        title="held-out tasks; dashed: each run's scratch baseline",
+    )
+    return _save(figure, axes, out_file)
 
 
 def figure_path(out_file: Path) -> Path:

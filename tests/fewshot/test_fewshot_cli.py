@@ -71,6 +71,8 @@ def test_train_evaluate_plot_and_resume_a_sinusoid_run(tmp_path, capsys):
     )
     assert main(["plot", str(straight), "-o", str(tmp_path / "curve.png")]) == 0
     assert (tmp_path / "curve.png").stat().st_size > 0
+    assert main(["plot", "--adaptation", str(straight), "-o", str(tmp_path / "steps.png")]) == 0
+    assert (tmp_path / "steps.png").stat().st_size > 0
 
 
 def test_a_metric_learner_on_digits_is_evaluated_for_k_shots(tmp_path, capsys):

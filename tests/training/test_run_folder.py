@@ -15,6 +15,7 @@ from tiny_runs import tiny
 
 from metarl.cli import main
 from metarl.envs import ENVS, resolve_env_id
+from metarl.fewshot.data import is_fewshot_task
 from metarl.training.checkpoint import load_checkpoint, save_checkpoint
 from metarl.training.evaluation import evaluate
 from metarl.training.logger import read_progress
@@ -204,7 +205,20 @@ PENDING = {  # run with metarl 0.1.0 before checkpoints were committed; their re
 }
 
 
-@pytest.mark.parametrize("folder", sorted(p.name for p in RESULTS.iterdir() if p.is_dir()))
+RUN_FOLDERS = sorted(
+    str(p.parent.relative_to(RESULTS))
+    for p in [*RESULTS.glob("*/config.yaml"), *RESULTS.glob("*/*/config.yaml")]
+)
+"""Every committed run folder: in results/, or a group of them (results/fewshot/)."""
+
+
+def test_every_results_folder_is_a_run_or_a_group_of_runs():
+    for path in RESULTS.iterdir():
+        if path.is_dir() and not (path / "config.yaml").is_file():
+            assert list(path.glob("*/config.yaml")), f"{path} holds no run folder"
+
+
+@pytest.mark.parametrize("folder", RUN_FOLDERS)
 def test_every_committed_benchmark_folder_works_with_the_tools(folder, tmp_path):
     """The committed results are run folders the tools read: config and progress parse, the
     adaptation plot reads their evaluation, and each carries a final checkpoint that fits its
@@ -222,10 +236,13 @@ def test_every_committed_benchmark_folder_works_with_the_tools(folder, tmp_path)
             evaluate(run_dir)
         return
     assert run.format == RUN_FORMAT and checkpoints & {"latest.pt", "policy.pt"}
-    entry = next(e for e in ENVS if e.id == resolve_env_id(run.env))
-    if not entry.installed:  # a Meta-World run: its agent is built where the extra is
-        pytest.skip(f"{run.env} needs the {entry.extra} extra to build the agent")
-    agent = run.build(num_workers=0)
+    if is_fewshot_task(run.env):
+        agent = run.build()
+    else:
+        entry = next(e for e in ENVS if e.id == resolve_env_id(run.env))
+        if not entry.installed:  # a Meta-World run: its agent is built where the extra is
+            pytest.skip(f"{run.env} needs the {entry.extra} extra to build the agent")
+        agent = run.build(num_workers=0)
     try:
         name = "latest.pt" if "latest.pt" in checkpoints else "policy.pt"
         payload = load_checkpoint(run_dir / "checkpoints" / name)
