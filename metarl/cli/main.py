@@ -17,6 +17,7 @@ from metarl.backend.allocator import keep_freed_memory
 from metarl.cli.shipped_configs import shipped_configs
 from metarl.envs import ENVS
 from metarl.fewshot.data import DESCRIPTIONS as FEWSHOT_TASKS
+from metarl.fewshot.parts.config import CHECKPOINT_EVERY as FEWSHOT_CHECKPOINT_EVERY
 from metarl.fewshot.registry import FEWSHOT_REGISTRY
 
 
@@ -155,7 +156,10 @@ def _train(args: argparse.Namespace) -> int:
     else:
         short = next(e.short_name for e in ENVS if e.id == resolve_env_id(args.env))
     out = Path(args.out or f"runs/{args.agent}-{short}-{time.strftime('%Y%m%d-%H%M%S')}")
-    new_run(args.agent, args.env, values, out, env_kwargs, args.checkpoint_every)
+    every = args.checkpoint_every
+    if every is None:
+        every = FEWSHOT_CHECKPOINT_EVERY if is_fewshot_task(args.env) else 50
+    new_run(args.agent, args.env, values, out, env_kwargs, every)
     print(f"run folder: {train(out)}")
     return 0
 
@@ -574,8 +578,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--checkpoint-every",
         type=_positive_int,
-        default=50,
-        help="iterations between kept checkpoints (latest.pt is every one)",
+        help="iterations between kept checkpoints (latest.pt is every one); default 50, and "
+        f"{FEWSHOT_CHECKPOINT_EVERY} for few-shot runs, whose iterations take milliseconds",
     )
     train.add_argument(
         "--resume", metavar="DIR", help="continue the run in DIR (with --iterations N: to N in all)"

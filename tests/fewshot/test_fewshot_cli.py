@@ -56,6 +56,7 @@ def test_train_evaluate_plot_and_resume_a_sinusoid_run(tmp_path, capsys):
     )
     assert main(["train", "--resume", str(resumed), "--iterations", "30"]) == 0
     assert rows(resumed / "progress.csv") == rows(straight / "progress.csv")
+    assert "checkpoint_every: 5000" in (straight / "config.yaml").read_text()  # not RL's 50
     first = read_progress(straight / "progress.csv")[0]
     assert set(first) == {"iteration", "examples", "wall_time", "pre_loss", "post_loss"}
     assert first["examples"] == 4 * (3 + 10)
