@@ -53,6 +53,10 @@ def evaluate(
     run_dir = Path(run_dir)
     run = Run.load(run_dir)
     if is_fewshot_task(run.env):
+        if episodes is not None or execution:
+            raise ValueError(
+                "a few-shot run adapts on --shots, with no episodes or sampler to choose"
+            )
         return _evaluate_fewshot(run_dir, run, num_tasks, adapt_steps, seed, shots)
     if shots is not None:
         raise ValueError("--shots is for few-shot runs; RL runs adapt on --episodes")

@@ -100,6 +100,9 @@ def test_a_metric_learner_on_digits_is_evaluated_for_k_shots(tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", str(run), "--tasks", "10", "--shots", "2"]) == 0
     assert "2-shot" in capsys.readouterr().out
+    for flags in (["--episodes", "3"], ["--sampler", "local"]):
+        assert main(["evaluate", str(run), *flags]) == 2
+        assert "a few-shot run adapts on --shots" in capsys.readouterr().err
     result = json.loads((run / "eval" / "adaptation.json").read_text())
     assert result["axis"] == "shots" and result["shots"] == [2]
     assert 0 <= result["mean_accuracy"][0] <= 1 and "mean_accuracy" in result["scratch"]
@@ -186,3 +189,9 @@ def test_sigkill_at_any_save_resumes_to_the_rows_of_an_uninterrupted_run(tmp_pat
     assert metarl(0, "train", "--resume", str(killed)) == 0
     assert rows(killed / "progress.csv") == rows(straight / "progress.csv")
     assert len(rows(killed / "progress.csv")) == 7
+
+
+def test_shots_on_an_rl_run_is_a_one_line_error(capsys):
+    rl_run = Path(__file__).parents[2] / "benchmarks" / "results" / "maml-trpo-navigation2d"
+    assert main(["evaluate", str(rl_run), "--shots", "2"]) == 2
+    assert "--shots is for few-shot runs" in capsys.readouterr().err
