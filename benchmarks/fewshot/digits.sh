@@ -9,10 +9,12 @@
 set -euo pipefail
 out=${1:-benchmarks/results/fewshot}
 common=(--iterations 1000 --seed 0 --set meta_batch_size=8 --set queries=15)
-run() {  # SHIFT SHOTS NAME AGENT ARGS...: train (or resume) to the end, then evaluate
+run() {  # SHIFT SHOTS NAME AGENT ARGS...: train (or resume) to the end, then evaluate; a folder
+  # already evaluated with its final policy (as committed, without latest.pt) is done
   local moved=$1 shots=$2 name=$3 agent=$4
   local dir=$out/$name-digits-shift$moved-$shots-shot
   shift 4
+  if [ -f "$dir/eval/adaptation.json" ] && [ -f "$dir/checkpoints/policy.pt" ]; then return; fi
   if [ -f "$dir/config.yaml" ]; then metarl train --resume "$dir"; else
     metarl train "$agent" --env digits --env-kwargs "{\"ways\": 5, \"shift\": $moved}" \
       "${common[@]}" --set shots="$shots" "$@" --out "$dir"; fi
