@@ -195,3 +195,21 @@ def test_shots_on_an_rl_run_is_a_one_line_error(capsys):
     rl_run = Path(__file__).parents[2] / "benchmarks" / "results" / "maml-trpo-navigation2d"
     assert main(["evaluate", str(rl_run), "--shots", "2"]) == 2
     assert "--shots is for few-shot runs" in capsys.readouterr().err
+
+
+def test_every_fewshot_learner_help_lists_its_config_keys_with_docstrings(capsys):
+    import dataclasses
+
+    from metarl.cli.agent_help import field_docs
+    from metarl.fewshot.registry import FEWSHOT_REGISTRY
+
+    for name, spec in FEWSHOT_REGISTRY.items():
+        with pytest.raises(SystemExit):
+            main(["train", name, "--env", "digits", "--help"])
+        out = capsys.readouterr().out
+        docs = field_docs(spec.config_class)
+        for field in dataclasses.fields(spec.config_class):
+            assert f"\n  {field.name} (" in out and field.name in docs, (name, field.name)
+    with pytest.raises(SystemExit):
+        main(["train", "fo-maml", "--env", "sinusoid", "--help"])
+    assert "first_order (bool, default true)" in capsys.readouterr().out
