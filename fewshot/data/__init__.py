@@ -43,7 +43,7 @@ TASK_DISTRIBUTIONS: dict[str, type] = {
 
 DESCRIPTIONS: dict[str, str] = {
     "sinusoid": "sine regression y = A·sin(x − φ), A ~ U[0.1, 5], φ ~ U[0, π] (Finn et al. 2017)",
-    "digits": "N-way K-shot on scikit-learn's 8×8 digits, rotations as classes, held-out digits",
+    "digits": "N-way K-shot on scikit-learn's 8×8 digits, rotations as classes, 12 of 40 held out",
     "images": 'N-way K-shot on a local image folder (Omniglot, mini-ImageNet): {"root": PATH}',
 }
 """A one-line description of each distribution, by short name (`metarl list`)."""
