@@ -68,12 +68,6 @@ class FewShotProblem:
             )
         return network.to(self.device)
 
-    def embedding_width(self, network: nn.Module) -> int:
-        """The output width of a headless `network` (one forward pass on a zero input)."""
-        with torch.no_grad():
-            zeros = torch.zeros(2, *self.tasks.input_shape, device=self.device)
-            return network(zeros).shape[-1]
-
     def sample(
         self,
         num_tasks: int | None = None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -128,8 +127,6 @@ def _result_of(source: Path) -> dict:
     path = next((c for c in candidates if c.is_file()), None)
     if path is None:
         raise ValueError(f"{source} has no adaptation.json: run `metarl evaluate` first")
-    if json.loads(path.read_text()).get("mean_loss") is not None:  # a few-shot result
-        return json.loads(path.read_text())
     return read_result(path)
 
 

@@ -119,15 +119,18 @@ def save_figure(figure: Figure, path: Path) -> None:
 
 
 def read_result(path: Path) -> dict[str, Any]:
-    """An `adaptation.json` as today's result dict: a one-line `ValueError` if it is not one,
-    and results written by metarl 0.1.0 before `axis` existed (gradient-step results only)
-    upgraded with their `axis`, `env_kwargs` and `adaptation_env_steps` (k × episodes per task
-    × horizon, the horizon from the run folder's config, else the env's registered one)."""
+    """An `adaptation.json` as today's result dict (an RL or a few-shot one): a one-line
+    `ValueError` if it is not one, and results written by metarl 0.1.0 before `axis` existed
+    (gradient-step results only) upgraded with their `axis`, `env_kwargs` and
+    `adaptation_env_steps` (k × episodes per task × horizon, the horizon from the run folder's
+    config, else the env's registered one)."""
     path = Path(path)
     try:
         result = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{path} is not an evaluation result ({error})") from None
+    if isinstance(result, dict) and {"agent", "env", "mean_loss", "scratch"} <= set(result):
+        return result  # a few-shot result (metarl.fewshot): written in today's format only
     if not isinstance(result, dict) or not {"agent", "env", "mean_return", "ci95"} <= set(result):
         raise ValueError(f"{path} is not an evaluation result (no agent, env, mean_return, ci95)")
     if "axis" in result:

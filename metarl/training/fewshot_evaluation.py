@@ -49,20 +49,18 @@ def fewshot_summary(
             learner.append(agent.query_outcomes(chunk, steps))
             if scratch:
                 baseline.append(scratch_outcomes(problem, chunk, seed))
-    support = batch.support_y.shape[1]
     result = {
         "axis": "adapt_steps" if by_steps else "shots",
-        "shots": shots,
-        "support_examples": support,
+        # a metric learner's x-axis is its shots: one point, as a list like adapt_steps
+        "shots": shots if by_steps else [shots],
+        "support_examples": batch.support_y.shape[1],
         "queries": agent.config.queries,
         **_curve(_joined(learner)),
     }
-    if scratch:
-        result["scratch"] = _curve(_joined(baseline))
     if by_steps:
         result["adapt_steps"] = list(range(steps + 1))
-    else:
-        result["shots"] = [shots]
+    if scratch:
+        result["scratch"] = _curve(_joined(baseline))
     return result
 
 
