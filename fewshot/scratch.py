@@ -9,6 +9,8 @@ losses, is n independent Adams, all tasks in one vmapped forward per step.
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 
 from metarl.agents.parts.seeding import InitRNG
@@ -47,3 +49,24 @@ def scratch_outcomes(
     with torch.no_grad():
         outputs = batched_call(network, stacked, batch.query_x)
         return stack_outcomes([problem.outcome(outputs, batch.query_y)])
+
+
+def scratch_key(
+    problem: FewShotProblem,
+    batch: FewShotBatch,
+    seed: int,
+    steps: int = SCRATCH_STEPS,
+    lr: float = SCRATCH_LR,
+) -> str:
+    """A fingerprint of everything `scratch_outcomes` depends on: the tasks' tensors, the
+    network's architecture (its module tree) and initial weights, the loss kind, the steps and
+    step size. Two evaluations with one key have the same scratch baseline, bit for bit, so a
+    second one may take the first's (`metarl evaluate --scratch-from`) instead of recomputing
+    it: on a conv net that is most of an evaluation's time."""
+    network = problem.network(init=InitRNG(seed))
+    digest = hashlib.sha256(f"{problem.tasks.kind} {steps} {lr!r}\n{network}".encode())
+    tensors = [batch.support_x, batch.support_y, batch.query_x, batch.query_y]
+    for tensor in tensors + list(network.state_dict().values()):  # weights and buffers
+        digest.update(f"{tuple(tensor.shape)} {tensor.dtype}".encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()

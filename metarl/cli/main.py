@@ -214,6 +214,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.agent is None:
         if args.env or args.env_kwargs or args.set or args.out:
             raise ValueError("--env, --env-kwargs, --set and --out go with --agent")
+    elif args.scratch_from:
+        raise ValueError("--scratch-from goes with a few-shot run folder")
     elif _execution(args):
         raise ValueError("--sampler, --ray-address and --ray-workers go with a run folder")
     if args.agent is None:
@@ -225,6 +227,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             args.episodes,
             execution=_execution(args),
             shots=args.shots,
+            scratch_from=args.scratch_from and Path(args.scratch_from),
         )
         written = Path(args.run_dir) / "eval"
     else:
@@ -629,6 +632,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--shots",
         type=_positive_int,
         help="few-shot runs: support examples per class or task (default: training's)",
+    )
+    evaluate.add_argument(
+        "--scratch-from",
+        metavar="RUN_DIR",
+        help="few-shot runs: take the scratch baseline from RUN_DIR's evaluation, which must "
+        "have been on the same tasks and network (it is checked), instead of training it again",
     )
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
     _add_sampler_flags(evaluate, "while evaluating")

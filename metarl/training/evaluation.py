@@ -8,6 +8,7 @@ x-axis all agents share (`metarl plot --adaptation`).
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ def evaluate(
     tasks: list[Task] | None = None,
     execution: dict[str, Any] | None = None,
     shots: int | None = None,
+    scratch_from: Path | None = None,
 ) -> dict[str, Any]:
     """Adaptation of a trained run on `num_tasks` held-out tasks, with 95% confidence intervals
     (`metarl.cli.report.write_result` writes it out as `metarl evaluate` does).
@@ -45,7 +47,9 @@ def evaluate(
     `num_tasks` and `seed` are not used. `execution` replaces the run's values of
     `EXECUTION_KEYS` (e.g. `{"sampler": "ray"}` fans the held-out tasks out over Ray actors).
     A few-shot run (`metarl.fewshot`) reports its query loss and accuracy instead of returns
-    (`fewshot_summary`), on tasks of `shots` shots (default: its training value).
+    (`fewshot_summary`), on tasks of `shots` shots (default: its training value), and takes
+    its scratch baseline from the evaluation of the run folder `scratch_from` where that one
+    was measured on the very same tasks and network (else a one-line `ValueError`).
     """
     if tasks is not None:
         num_tasks = len(tasks)
@@ -57,9 +61,12 @@ def evaluate(
             raise ValueError(
                 "a few-shot run adapts on --shots, with no episodes or sampler to choose"
             )
-        return _evaluate_fewshot(run_dir, run, num_tasks, adapt_steps, seed, shots)
+        reuse = None if scratch_from is None else _scratch_of(Path(scratch_from))
+        return _evaluate_fewshot(run_dir, run, num_tasks, adapt_steps, seed, shots, reuse)
     if shots is not None:
         raise ValueError("--shots is for few-shot runs; RL runs adapt on --episodes")
+    if scratch_from is not None:
+        raise ValueError("--scratch-from is for few-shot runs (their scratch baseline)")
     trial = "episodes_per_trial" in run.config
     overrides = {} if episodes is None or trial else {"episodes_per_task": episodes}
     path, payload = final_checkpoint(run_dir, run)  # read before the agent is built: fail fast
@@ -84,10 +91,30 @@ def evaluate(
     return _result(run, payload, num_tasks, seed, summary)
 
 
+def _scratch_of(run_dir: Path) -> dict[str, Any]:
+    """The scratch curve, with its key, of the few-shot run folder `run_dir`'s evaluation."""
+    path = run_dir / "eval" / "adaptation.json"
+    if not path.is_file():
+        raise ValueError(f"{run_dir} has no evaluation to take a scratch baseline from ({path})")
+    scratch = json.loads(path.read_text()).get("scratch")
+    if not isinstance(scratch, dict) or "key" not in scratch:
+        raise ValueError(
+            f"{path} has no keyed scratch baseline (a run evaluated before metarl kept the "
+            "key, or not a few-shot run): evaluate that run again first"
+        )
+    return scratch
+
+
 def _evaluate_fewshot(
-    run_dir: Path, run: Run, num_tasks: int, adapt_steps: int, seed: int | None, shots: int | None
+    run_dir: Path,
+    run: Run,
+    num_tasks: int,
+    adapt_steps: int,
+    seed: int | None,
+    shots: int | None,
+    reuse: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """`evaluate` for a few-shot run."""
+    """`evaluate` for a few-shot run, its scratch baseline `reuse`d where given."""
     from metarl.training.fewshot_evaluation import fewshot_summary  # it uses mean_ci95 below
 
     if shots is not None and shots < 1:
@@ -96,7 +123,7 @@ def _evaluate_fewshot(
     agent = run.build()
     restore_agent(agent, payload, path, f"{run.agent} on {run.env}")
     seed = run.config["seed"] + HELD_OUT_SEED_OFFSET if seed is None else seed
-    summary = fewshot_summary(agent, num_tasks, adapt_steps, seed, shots)
+    summary = fewshot_summary(agent, num_tasks, adapt_steps, seed, shots, reuse=reuse)
     return _result(run, payload, num_tasks, seed, summary)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from metarl.fewshot.parts.problem import QueryOutcomes
-from metarl.fewshot.scratch import scratch_outcomes
+from metarl.fewshot.scratch import scratch_key, scratch_outcomes
 from metarl.sampling.sampler import torch_threads
 from metarl.training.evaluation import mean_ci95
 
@@ -32,14 +32,24 @@ def fewshot_summary(
     shots: int | None,
     *,
     scratch: bool = True,
+    reuse: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The evaluation of the restored learner `agent` on `num_tasks` held-out tasks of `shots`
     shots (default: the training value) drawn with `seed`, and of the scratch baseline on the
-    same tasks unless `scratch` is False."""
+    same tasks unless `scratch` is False. `reuse` is another evaluation's scratch curve: taken
+    as this one's when its `key` matches (`scratch_key`: same tasks, network, initialization
+    and training), a one-line `ValueError` when it does not."""
     problem = agent.problem
     shots = shots or agent.config.shots
     generator = torch.Generator().manual_seed(seed)
     batch = problem.sample(num_tasks, shots=shots, generator=generator, split="test")
+    key = scratch_key(problem, batch, seed) if scratch else None
+    if reuse is not None and reuse.get("key") != key:
+        raise ValueError(
+            "that scratch baseline was trained on other tasks or another network (its key "
+            "differs: tasks, shots, task seed, backbone and scratch settings must all match)"
+        )
+    compute_scratch = scratch and reuse is None
     by_steps = getattr(agent, "adaptation", "steps") == "steps"
     steps = adapt_steps if by_steps else 0
     learner, baseline = [], []
@@ -47,7 +57,7 @@ def fewshot_summary(
         for start in range(0, num_tasks, CHUNK_TASKS):
             chunk = batch.select(slice(start, start + CHUNK_TASKS))
             learner.append(agent.query_outcomes(chunk, steps))
-            if scratch:
+            if compute_scratch:
                 baseline.append(scratch_outcomes(problem, chunk, seed))
     result = {
         "axis": "adapt_steps" if by_steps else "shots",
@@ -60,7 +70,7 @@ def fewshot_summary(
     if by_steps:
         result["adapt_steps"] = list(range(steps + 1))
     if scratch:
-        result["scratch"] = _curve(_joined(baseline))
+        result["scratch"] = reuse if reuse is not None else _curve(_joined(baseline)) | {"key": key}
     return result
 
 

@@ -107,6 +107,35 @@ def test_a_metric_learner_on_digits_is_evaluated_for_k_shots(tmp_path, capsys):
     assert result["axis"] == "shots" and result["shots"] == [2]
     assert 0 <= result["mean_accuracy"][0] <= 1 and "mean_accuracy" in result["scratch"]
 
+    # another learner on the same backbone meets the same held-out tasks: its own scratch
+    # baseline is the protonet's, bit for bit, and --scratch-from takes it (checked by its key)
+    maml = tmp_path / "maml"
+    train = ["train", "maml", "--env", "digits", "--iterations", "2", *sets, "--out", str(maml)]
+    assert main([*train, "--set", "shots=1"]) == 0
+    assert main(["evaluate", str(maml), "--tasks", "10", "--shots", "2", "--adapt-steps", "1"]) == 0
+    own = json.loads((maml / "eval" / "adaptation.json").read_text())
+    assert own["scratch"] == result["scratch"]
+    evaluate = ["evaluate", str(maml), "--tasks", "10", "--adapt-steps", "1"]
+    capsys.readouterr()
+    assert main([*evaluate, "--shots", "2", "--scratch-from", str(run)]) == 0
+    assert json.loads((maml / "eval" / "adaptation.json").read_text()) == own
+    narrow = tmp_path / "narrow"  # the same tasks, another network
+    train = ["train", "protonet", "--env", "digits", "--iterations", "1", "--set", "shots=1"]
+    narrow_sets = ["--set", "backbone=mlp", "--set", "hidden_sizes=[8]", "--out", str(narrow)]
+    assert main([*train, *narrow_sets]) == 0
+    assert main(["evaluate", str(narrow), "--tasks", "10", "--shots", "2"]) == 0
+    capsys.readouterr()
+    for flags in (
+        ["--shots", "1", "--scratch-from", str(run)],
+        ["--seed", "3", "--shots", "2", "--scratch-from", str(run)],
+        ["--shots", "2", "--scratch-from", str(narrow)],
+    ):
+        assert main([*evaluate, *flags]) == 2
+        error = capsys.readouterr().err
+        assert error.startswith("metarl: error: that scratch baseline was trained on other tasks")
+    assert main([*evaluate, "--scratch-from", str(tmp_path)]) == 2
+    assert "has no evaluation to take a scratch baseline from" in capsys.readouterr().err
+
 
 def test_list_and_help_show_the_fewshot_half(capsys):
     assert main(["list"]) == 0
@@ -191,10 +220,12 @@ def test_sigkill_at_any_save_resumes_to_the_rows_of_an_uninterrupted_run(tmp_pat
     assert len(rows(killed / "progress.csv")) == 7
 
 
-def test_shots_on_an_rl_run_is_a_one_line_error(capsys):
+def test_shots_and_scratch_from_on_an_rl_run_are_one_line_errors(capsys):
     rl_run = Path(__file__).parents[2] / "benchmarks" / "results" / "maml-trpo-navigation2d"
     assert main(["evaluate", str(rl_run), "--shots", "2"]) == 2
     assert "--shots is for few-shot runs" in capsys.readouterr().err
+    assert main(["evaluate", str(rl_run), "--scratch-from", str(rl_run)]) == 2
+    assert "--scratch-from is for few-shot runs" in capsys.readouterr().err
 
 
 def test_every_fewshot_learner_help_lists_its_config_keys_with_docstrings(capsys):
