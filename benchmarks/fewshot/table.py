@@ -68,6 +68,8 @@ def sinusoid():
 
 
 def digits():
+    """Accuracy after the trained steps or at K shots; one scratch row per network width (the
+    meta-LSTM's runs use a 16-filter net, so their scratch baseline is another network's)."""
     settings = [(1, 1), (1, 5), (0, 1), (0, 5)]
     head = " | ".join(f"{'shifted' if s else 'plain'}, {k}-shot" for s, k in settings)
     print(f"| learner | {head} |")
@@ -82,10 +84,14 @@ def digits():
                 continue
             record, result, _ = loaded
             cells.append(cell(result, "accuracy", trained_steps(record, result), percent=True))
-            scratch.setdefault((shift, shots), cell(result["scratch"], "accuracy", 0, True))
+            width = record["config"].get("conv_channels", 64)
+            by_setting = scratch.setdefault(width, {})
+            by_setting.setdefault((shift, shots), cell(result["scratch"], "accuracy", 0, True))
         if any(cells):
             print(f"| {name} | " + " | ".join(cells) + " |")
-    print("| scratch | " + " | ".join(scratch.get(s, "") for s in settings) + " |")
+    for width, by_setting in sorted(scratch.items(), reverse=True):
+        row = " | ".join(by_setting.get(s, "") for s in settings)
+        print(f"| scratch ({width}-filter net) | {row} |")
 
 
 if __name__ == "__main__":
