@@ -46,7 +46,14 @@ from metarl.backend.losses import clipped_surrogate_loss, masked_mean, mean_kl
 from metarl.backend.minibatches import minibatches
 from metarl.backend.progress import SILENT, Progress
 from metarl.envs.base import Task
-from metarl.policies import Params, make_recurrent_policy, unroll
+from metarl.policies import (
+    Params,
+    SNAILPolicy,
+    TransformerPolicy,
+    flat_obs_dim,
+    make_recurrent_policy,
+    unroll,
+)
 from metarl.sampling.episodes import EpisodeOutcomes, Episodes
 from metarl.sampling.tasks import task_source
 
@@ -66,6 +73,25 @@ class RL2Config(AgentConfig):
     them."""
     hidden_size: int = 256
     """GRU hidden units (the paper's 256), >= 1."""
+    policy: str = "gru"
+    """The policy's network over the trial: 'gru' (the paper's), 'snail' (Mishra et al. 2018:
+    two TC blocks of dilated causal convolutions spanning the trial, then causal attention) or
+    'transformer' (a small causal Transformer); the last two attend over every earlier step of
+    the trial (`metarl.policies.attention`)."""
+    transformer_width: int = 64
+    """'transformer': units per block (even, divisible by `transformer_heads`), >= 2."""
+    transformer_blocks: int = 2
+    """'transformer': pre-norm Transformer blocks, >= 1."""
+    transformer_heads: int = 4
+    """'transformer': attention heads per block, >= 1."""
+    snail_width: int = 32
+    """'snail': width of the input embedding, >= 1."""
+    snail_filters: int = 16
+    """'snail': filters of each dense block of the two TC blocks, >= 1."""
+    snail_key_size: int = 32
+    """'snail': key (and query) size of the attention block, >= 1."""
+    snail_value_size: int = 32
+    """'snail': value size of the attention block, >= 1."""
     gae_lambda: float = 1.0
     """GAE λ, in [0, 1]. The linear baseline (`value_function` 'linear') sees only the
     observation and the step of the trial, which only λ = 1 leaves unbiased; the paper's 0.3
@@ -95,8 +121,22 @@ class RL2Config(AgentConfig):
             "value_hidden_size",
             "value_epochs",
             "value_minibatch_trials",
+            "transformer_blocks",
+            "transformer_heads",
+            "snail_width",
+            "snail_filters",
+            "snail_key_size",
+            "snail_value_size",
         ):
             check_int(name, getattr(self, name))
+        check_int("transformer_width", self.transformer_width, 2)
+        check_choice("policy", self.policy, TRIAL_POLICIES)
+        width, heads = self.transformer_width, self.transformer_heads
+        if self.policy == "transformer" and (width % 2 or width % heads):
+            raise ValueError(
+                "transformer_width must be even (its sinusoidal positions) and divisible by "
+                f"transformer_heads, got {width} and {heads}"
+            )
         check_float("gae_lambda", self.gae_lambda, 0, 1)
         check_choice("value_function", self.value_function, VALUE_FUNCTIONS)
         check_float("value_learning_rate", self.value_learning_rate, 0, low_open=True)
@@ -153,6 +193,34 @@ class RL2PPOConfig(RL2Config):
         check_float("entropy_coef", self.entropy_coef, 0)
 
 
+TRIAL_POLICIES = ("gru", "snail", "transformer")
+
+
+def trial_policy(cfg: RL2Config, sampler: Any) -> nn.Module:
+    """The config's policy over trials for the sampler's spaces; SNAIL's TC blocks span the
+    sampler's longest trial (`episodes_per_trial` × horizon steps)."""
+    obs, action = sampler.observation_space, sampler.action_space
+    if cfg.policy == "gru":
+        return make_recurrent_policy(obs, action, cfg.hidden_size)
+    if cfg.policy == "transformer":
+        return TransformerPolicy(
+            flat_obs_dim(obs),
+            action,
+            cfg.transformer_width,
+            cfg.transformer_blocks,
+            cfg.transformer_heads,
+        )
+    return SNAILPolicy(
+        flat_obs_dim(obs),
+        action,
+        cfg.episodes_per_trial * sampler.horizon,
+        cfg.snail_width,
+        cfg.snail_filters,
+        cfg.snail_key_size,
+        cfg.snail_value_size,
+    )
+
+
 def trial_ends(mask: Tensor) -> Tensor:
     """`[T, B]` bool, True at the last real step of each column: the only 'done' RL²'s returns
     and baseline see, since a trial is one episode of the meta-MDP."""
@@ -188,9 +256,7 @@ class RL2(OwnsSampler, ABC):
         self.progress: Progress = SILENT  # the trainer's nested bar, when it trains this agent
         self.value: RecurrentValue | None = None  # None: the linear baseline, fitted per batch
         with InitRNG(cfg.seed):  # initialized on the CPU: the same weights on every device
-            self.policy = make_recurrent_policy(
-                self.sampler.observation_space, self.sampler.action_space, cfg.hidden_size
-            )
+            self.policy = trial_policy(cfg, self.sampler)
             if cfg.value_function == "gru":
                 network = GRUValueNetwork(
                     self.sampler.observation_space.shape[0],

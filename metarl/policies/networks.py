@@ -162,7 +162,7 @@ def unroll(
     return call(policy, params, observations, *previous, hidden)[0]
 
 
-def _obs_dim(observation_space: gym.spaces.Space) -> int:
+def flat_obs_dim(observation_space: gym.spaces.Space) -> int:
     """The size of a flat Box observation space, or a `ValueError`."""
     if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
         raise ValueError(f"policies need a flat Box observation space, got {observation_space}")
@@ -175,7 +175,7 @@ def make_policy(
     hidden_sizes: Sequence[int] = (64, 64),
 ) -> nn.Module:
     """The default MLP policy for the spaces: Gaussian (Box actions) or categorical (Discrete)."""
-    obs_dim = _obs_dim(observation_space)
+    obs_dim = flat_obs_dim(observation_space)
     if isinstance(action_space, gym.spaces.Discrete):
         return CategoricalMLPPolicy(obs_dim, int(action_space.n), hidden_sizes)
     if isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
@@ -187,4 +187,4 @@ def make_recurrent_policy(
     observation_space: gym.spaces.Space, action_space: gym.spaces.Space, hidden_size: int = 256
 ) -> GRUPolicy:
     """The RL² policy for the spaces: a GRU of `hidden_size` units."""
-    return GRUPolicy(_obs_dim(observation_space), action_space, hidden_size)
+    return GRUPolicy(flat_obs_dim(observation_space), action_space, hidden_size)

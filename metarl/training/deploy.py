@@ -229,9 +229,10 @@ class MetaPolicy(ClosesOnExit):
         space = agent.sampler.action_space
         shape = () if isinstance(space, gym.spaces.Discrete) else space.shape
         dtype = torch.int64 if isinstance(space, gym.spaces.Discrete) else torch.float32
-        action = torch.zeros(1, *shape, dtype=dtype, device=hidden.device)
-        reward = torch.zeros(1, device=hidden.device)
-        done = torch.zeros(1, device=hidden.device)
+        device = agent.device
+        action = torch.zeros(1, *shape, dtype=dtype, device=device)
+        reward = torch.zeros(1, device=device)
+        done = torch.zeros(1, device=device)
         steps = 0
         if budget:
             episodes = agent.sample_trials([task], budget).to(agent.device)
@@ -242,7 +243,7 @@ class MetaPolicy(ClosesOnExit):
                 _, hidden = policy(episodes.observations[:valid], *previous, hidden)
             action = episodes.actions[valid - 1].to(dtype)
             reward = episodes.rewards[valid - 1].float()
-            done = torch.ones(1, device=hidden.device)  # the last episode ended
+            done = torch.ones(1, device=device)  # the last episode ended
         return AdaptedPolicy(
             policy,
             None,

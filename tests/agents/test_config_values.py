@@ -50,7 +50,8 @@ COUNTS = (  # integers >= 1: batch, episode, task, step and size counts
     "cg_iterations max_backtracks outer_steps epochs minibatch_size minibatch_trials "
     "hidden_size num_train_tasks batch_size context_batch_size num_initial_episodes "
     "num_prior_episodes latent_size replay_buffer_size num_eval_tasks max_envs "
-    "value_hidden_size value_epochs value_minibatch_trials"
+    "value_hidden_size value_epochs value_minibatch_trials transformer_blocks transformer_heads "
+    "snail_width snail_filters snail_key_size snail_value_size"
 ).split()
 NONNEGATIVE_COUNTS = (
     "num_workers num_posterior_episodes num_extra_posterior_episodes num_gradient_steps eval_every"
@@ -160,6 +161,10 @@ CASES = [
     # RL²'s value function: one of two names.
     ("value_function", "mlp", "must be 'linear' or 'gru', got 'mlp'", None),
     ("value_function", None, "must be 'linear' or 'gru', got None", None),
+    # RL²'s policy network, and the Transformer's width (even: sinusoidal positions).
+    ("policy", "lstm", "must be 'gru', 'snail' or 'transformer', got 'lstm'", None),
+    ("policy", None, "got None", None),
+    ("transformer_width", 1, "must be an integer >= 2, got 1", None),
     # The task of a single-task trainer is a mapping of field names (the env checks the rest).
     ("task", 3, "None or a mapping of task field names to values", None),
     ("task", "goal", "mapping", None),
