@@ -39,11 +39,10 @@ from metarl.agents.parts.state import (
     load_policy_tasks_sampler_state,
     policy_tasks_sampler_state,
 )
+from metarl.agents.parts.trial_ppo import TrialPPOConfig, trial_ppo_update
 from metarl.agents.parts.trust_region import TrustRegionConfig, trust_region_update
 from metarl.backend.advantages import discounted_returns, fitted_advantages, gae, normalize
 from metarl.backend.device import adam
-from metarl.backend.losses import clipped_surrogate_loss, masked_mean, mean_kl
-from metarl.backend.minibatches import minibatches
 from metarl.backend.progress import SILENT, Progress
 from metarl.envs.base import Task
 from metarl.policies import (
@@ -167,30 +166,13 @@ class RL2TRPOConfig(RL2Config, TrustRegionConfig):
 
 
 @dataclass
-class RL2PPOConfig(RL2Config):
+class RL2PPOConfig(RL2Config, TrialPPOConfig):
     """RL² with PPO as the outer loop; minibatches are whole trials (the GRU needs them)."""
-
-    clip: float = 0.2
-    """ε of the clipped surrogate, finite and > 0."""
-    learning_rate: float = 3e-4
-    """Adam step size, finite and > 0."""
-    epochs: int = 10
-    """Passes over each iteration's trials, >= 1."""
-    minibatch_trials: int = 25
-    """Trials per gradient step, >= 1 (one minibatch of all when above `meta_batch_size`)."""
-    entropy_coef: float = 0.0
-    """Weight of the entropy bonus, finite and >= 0."""
-    max_grad_norm: float = 0.5
-    """Gradient-norm clip, finite and > 0."""
 
     def __post_init__(self) -> None:
         """Check RL²'s fields, then PPO's."""
-        super().__post_init__()
-        for name in ("epochs", "minibatch_trials"):
-            check_int(name, getattr(self, name))
-        for name in ("clip", "learning_rate", "max_grad_norm"):
-            check_float(name, getattr(self, name), 0, low_open=True)
-        check_float("entropy_coef", self.entropy_coef, 0)
+        RL2Config.__post_init__(self)
+        TrialPPOConfig.__post_init__(self)
 
 
 TRIAL_POLICIES = ("gru", "snail", "transformer")
@@ -445,48 +427,22 @@ class RL2PPO(RL2):
         self.generator = torch.Generator().manual_seed(self.config.seed)
 
     def update(self, episodes: Episodes, advantages: Tensor) -> dict[str, float]:
-        """Epochs of clipped-surrogate Adam steps. Metrics: `loss_before` / `loss_after` on all
-        trials, `kl` from the sampling policy, `entropy`."""
-        cfg, mask = self.config, episodes.mask
+        """PPO epochs over minibatches of whole trials (`trial_ppo_update`'s metrics)."""
         previous = episodes.previous_step_inputs()
 
-        def columns(index: Tensor | slice) -> tuple[Distribution, Tensor]:
-            """The policy's distribution on the trials `index`, and their mask."""
+        def distribution(index: Tensor | slice) -> Distribution:
             inputs = tuple(x[:, index] for x in previous)
-            return self.distribution(None, episodes.observations[:, index], inputs), mask[:, index]
+            return self.distribution(None, episodes.observations[:, index], inputs)
 
-        def loss(index: Tensor | slice) -> tuple[Tensor, Tensor]:
-            dist, column_mask = columns(index)
-            surrogate = clipped_surrogate_loss(
-                dist.log_prob(episodes.actions[:, index]),
-                episodes.log_probs[:, index],
-                advantages[:, index],
-                column_mask,
-                cfg.clip,
-            )
-            return surrogate, masked_mean(dist.entropy(), column_mask)
-
-        with torch.no_grad():
-            old_dist = columns(slice(None))[0]
-            loss_before = loss(slice(None))[0]
-        batches = minibatches(
-            mask.shape[1], cfg.minibatch_trials, cfg.epochs, self.generator, mask.device
+        return trial_ppo_update(
+            distribution,
+            episodes,
+            advantages,
+            self.config,
+            self.optimizer,
+            self.policy.parameters(),
+            self.generator,
         )
-        for index in batches:
-            surrogate, entropy = loss(index)
-            self.optimizer.zero_grad()
-            (surrogate - cfg.entropy_coef * entropy).backward()
-            nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
-            self.optimizer.step()
-        with torch.no_grad():
-            loss_after, entropy = loss(slice(None))
-            kl = mean_kl(old_dist, columns(slice(None))[0], mask)
-        return {
-            "loss_before": loss_before.item(),
-            "loss_after": loss_after.item(),
-            "kl": kl.item(),
-            "entropy": entropy.item(),
-        }
 
     def state_dict(self) -> dict[str, Any]:
         """RL²'s state plus the optimizer and the minibatch shuffling RNG."""
