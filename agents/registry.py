@@ -15,6 +15,7 @@ from metarl.agents.promp import ProMP, ProMPConfig
 from metarl.agents.reptile import Reptile, ReptileConfig
 from metarl.agents.rl2 import RL2PPO, RL2TRPO, RL2PPOConfig, RL2TRPOConfig
 from metarl.agents.trpo import TRPO, TRPOConfig
+from metarl.agents.varibad import VariBAD, VariBADConfig
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,11 @@ REGISTRY: dict[str, AgentSpec] = {
         PEARL,
         PEARLConfig,
         "PEARL: a posterior over a task latent z, off-policy SAC (Rakelly et al. 2019)",
+    ),
+    "varibad": AgentSpec(
+        VariBAD,
+        VariBADConfig,
+        "VariBAD: a belief over a task latent from the trial so far, PPO (Zintgraf et al. 2020)",
     ),
     "multitask": AgentSpec(
         MultiTask,

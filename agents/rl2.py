@@ -40,6 +40,7 @@ from metarl.agents.parts.state import (
     policy_tasks_sampler_state,
 )
 from metarl.agents.parts.trial_ppo import TrialPPOConfig, trial_ppo_update
+from metarl.agents.parts.trials import trial_ends, trial_outcomes
 from metarl.agents.parts.trust_region import TrustRegionConfig, trust_region_update
 from metarl.backend.advantages import discounted_returns, fitted_advantages, gae, normalize
 from metarl.backend.device import adam
@@ -203,15 +204,6 @@ def trial_policy(cfg: RL2Config, sampler: Any) -> nn.Module:
     )
 
 
-def trial_ends(mask: Tensor) -> Tensor:
-    """`[T, B]` bool, True at the last real step of each column: the only 'done' RL²'s returns
-    and baseline see, since a trial is one episode of the meta-MDP."""
-    lengths = mask.sum(0).long()
-    ends = torch.zeros(mask.shape, dtype=torch.bool, device=mask.device)
-    ends[lengths - 1, torch.arange(mask.shape[1], device=mask.device)] = True
-    return ends
-
-
 class RL2(OwnsSampler, ABC):
     """RL² on a metarl task env; subclasses supply the outer `update` (TRPO or PPO).
 
@@ -336,18 +328,7 @@ class RL2(OwnsSampler, ABC):
     def trial_outcomes(self, tasks: Sequence[Task], episodes: int) -> EpisodeOutcomes:
         """`trial_returns` and, where the env reports success, each episode's success (1 or 0)
         in the same shape."""
-        size = self.config.meta_batch_size  # the sampler's envs
-        batches = [
-            self.sample_trials(tasks[i : i + size], episodes) for i in range(0, len(tasks), size)
-        ]
-
-        def per_episode(values: list[Tensor]) -> Tensor:
-            return torch.cat(values).reshape(len(tasks), episodes).T.float()
-
-        returns = per_episode([batch.episode_returns() for batch in batches])
-        successes = [batch.episode_successes() for batch in batches]
-        success = None if any(s is None for s in successes) else per_episode(successes)
-        return EpisodeOutcomes(returns, success)
+        return trial_outcomes(self.sample_trials, tasks, episodes, self.config.meta_batch_size)
 
     def state_dict(self) -> dict[str, Any]:
         """Policy, the task and sampler RNG states and, with `value_function` 'gru', the value

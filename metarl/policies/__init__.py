@@ -5,7 +5,7 @@ distributions), `functional` (parameters as dicts, `call`), `networks` (MLPs, th
 `attention` (SNAIL and a causal Transformer for RL²).
 """
 
-from metarl.policies.attention import SNAILPolicy, TransformerPolicy
+from metarl.policies.attention import SNAILPolicy, TransformerPolicy, TrialInputs
 from metarl.policies.distributions import CategoricalActions, DiagGaussian, DistParams
 from metarl.policies.functional import Params, call, parameters
 from metarl.policies.networks import (
@@ -29,6 +29,7 @@ __all__ = [
     "Params",
     "SNAILPolicy",
     "TransformerPolicy",
+    "TrialInputs",
     "call",
     "flat_obs_dim",
     "make_policy",

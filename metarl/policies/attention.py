@@ -37,11 +37,12 @@ from metarl.policies.distributions import CategoricalActions, DiagGaussian
 Cache = tuple[Tensor, ...]
 
 
-class _TrialInputs(nn.Module):
+class TrialInputs(nn.Module):
     """The step's inputs as one vector, (obs, previous action (one-hot if discrete), previous
     reward, previous done), and the action head's distribution, as `GRUPolicy` has them."""
 
     def __init__(self, obs_dim: int, action_space: gym.spaces.Space) -> None:
+        """The input layout for `obs_dim` observations and `action_space`'s actions."""
         super().__init__()
         if isinstance(action_space, gym.spaces.Discrete):
             self.num_actions = self.action_dim = int(action_space.n)
@@ -227,7 +228,7 @@ class _AttentionPolicy(nn.Module):
     recurrent = True
     layers: nn.ModuleList
 
-    def _build_head(self, trunk_width: int, inputs: _TrialInputs, final: nn.Module) -> None:
+    def _build_head(self, trunk_width: int, inputs: TrialInputs, final: nn.Module) -> None:
         self.action_dist = inputs.action_dist
         self.num_actions = inputs.num_actions
         self.final = final
@@ -293,7 +294,7 @@ class TransformerPolicy(_AttentionPolicy):
         super().__init__()
         if width % 2:
             raise ValueError(f"the Transformer's width must be even, got {width}")
-        self.inputs = _TrialInputs(obs_dim, action_space)
+        self.inputs = TrialInputs(obs_dim, action_space)
         self.width = width
         self.embed = nn.Linear(self.inputs.width, width)
         self.layers = nn.ModuleList(_TransformerBlock(width, heads) for _ in range(blocks))
@@ -322,7 +323,7 @@ class SNAILPolicy(_AttentionPolicy):
         """TC blocks of `filters` filters per dense block over `trial_length` steps, the
         attention block's `key_size` / `value_size`, all after an embedding of `width`."""
         super().__init__()
-        self.inputs = _TrialInputs(obs_dim, action_space)
+        self.inputs = TrialInputs(obs_dim, action_space)
         self.width = width
         self.embed = nn.Linear(self.inputs.width, width)
         layers: list[nn.Module] = []

@@ -28,6 +28,7 @@ from metarl.agents.reference import (
 from metarl.agents.registry import REGISTRY
 from metarl.agents.rl2 import RL2Config, RL2PPOConfig, RL2TRPOConfig
 from metarl.agents.trpo import TRPOConfig
+from metarl.agents.varibad import VariBADConfig
 from metarl.training.config import build_config, parse_sets
 
 NAN, INF = math.nan, math.inf
@@ -38,6 +39,7 @@ AGENT = (
     ProMPConfig,
     RL2TRPOConfig,
     RL2PPOConfig,
+    VariBADConfig,
     PEARLConfig,
     TRPOConfig,
     PPOConfig,
@@ -51,14 +53,15 @@ COUNTS = (  # integers >= 1: batch, episode, task, step and size counts
     "hidden_size num_train_tasks batch_size context_batch_size num_initial_episodes "
     "num_prior_episodes latent_size replay_buffer_size num_eval_tasks max_envs "
     "value_hidden_size value_epochs value_minibatch_trials transformer_blocks transformer_heads "
-    "snail_width snail_filters snail_key_size snail_value_size"
+    "snail_width snail_filters snail_key_size snail_value_size encoder_hidden_size "
+    "embedding_size vae_updates vae_batch_trials vae_buffer_trials elbo_steps decode_steps"
 ).split()
 NONNEGATIVE_COUNTS = (
     "num_workers num_posterior_episodes num_extra_posterior_episodes num_gradient_steps eval_every"
 ).split()
 POSITIVE_FLOATS = (  # finite and > 0: step sizes, trust regions, clip ranges, scales
     "max_kl outer_lr learning_rate target_inner_kl max_grad_norm reward_scale reward_noise_std "
-    "value_learning_rate"
+    "value_learning_rate vae_learning_rate"
 ).split()
 NONNEGATIVE_FLOATS = (  # finite and >= 0: weights and coefficients (0 switches them off)
     "cg_damping inner_lr exploration_weight inner_kl_coeff entropy_coef kl_weight "
@@ -110,6 +113,8 @@ CASES = [
     ("hidden_sizes", 64, "layer widths", None),
     ("encoder_hidden_sizes", (0,), "layer widths", None),
     ("encoder_hidden_sizes", [True], "layer widths", None),
+    ("decoder_hidden_sizes", (0,), "layer widths", None),
+    ("policy_hidden_sizes", (8, -1), "layer widths", None),
     # Step sizes and their NaNs.
     ("inner_lr", -0.1, "must be a finite number >= 0, got -0.1", None),
     ("inner_lr", NAN, "got nan", None),
