@@ -230,6 +230,11 @@ def device(value, config):
     return match.group(1) is None or int(match.group(1)) < torch.cuda.device_count()
 
 
+def transformer_shape(width, heads):
+    """Whether a Transformer of `width` units and `heads` heads can be built."""
+    return width % 2 == 0 and width % heads == 0
+
+
 RAY_INSTALLED = importlib.util.find_spec("ray") is not None
 """`sampler: ray` is valid only where the extra is installed (else its one-line error)."""
 
@@ -286,6 +291,38 @@ VALID = {
     "value_learning_rate": number(0, low_open=True),
     "value_epochs": count(),
     "value_minibatch_trials": count(),
+    # RL²'s attention policies (the Transformer's width: even, divisible by its heads)
+    "policy": lambda value, config: (
+        value in ("gru", "snail", "transformer")
+        and (
+            value != "transformer"
+            or transformer_shape(config.transformer_width, config.transformer_heads)
+        )
+    ),
+    "transformer_width": lambda value, config: (
+        count(2)(value, config)
+        and (config.policy != "transformer" or transformer_shape(value, config.transformer_heads))
+    ),
+    "transformer_heads": lambda value, config: (
+        count()(value, config)
+        and (config.policy != "transformer" or transformer_shape(config.transformer_width, value))
+    ),
+    "transformer_blocks": count(),
+    "snail_width": count(),
+    "snail_filters": count(),
+    "snail_key_size": count(),
+    "snail_value_size": count(),
+    # VariBAD
+    "encoder_hidden_size": count(),
+    "embedding_size": count(),
+    "decoder_hidden_sizes": widths,
+    "policy_hidden_sizes": widths,
+    "vae_learning_rate": number(0, low_open=True),
+    "vae_updates": count(),
+    "vae_batch_trials": count(),
+    "vae_buffer_trials": count(),
+    "elbo_steps": count(),
+    "decode_steps": count(),
     # PEARL
     "num_train_tasks": count(),
     "batch_size": count(),
@@ -340,7 +377,7 @@ OVERRIDES = {  # the registry's variants of a config class (e-maml's exploration
     or [{}]
     for config_class in CLASSES
 }
-assert len(AGENT_CLASSES) == 10 and ThompsonConfig in REFERENCE_CLASSES
+assert len(AGENT_CLASSES) == 11 and ThompsonConfig in REFERENCE_CLASSES
 
 
 def test_the_spec_has_every_key_of_every_config():

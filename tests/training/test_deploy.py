@@ -21,11 +21,17 @@ HORIZON = 10
 def runs(tmp_path_factory):
     """One tiny trained run folder per family, 2 iterations each."""
     folders = {}
-    for name in ("reptile", "maml-trpo", "rl2-trpo", "pearl", "trpo", "oracle"):
+    variants = {
+        "rl2-trpo-snail": {"policy": "snail"},
+        "rl2-trpo-transformer": {"policy": "transformer"},
+    }
+    names = ("reptile", "maml-trpo", "rl2-trpo", "pearl", "trpo", "oracle", "varibad", *variants)
+    for name in names:
         out = tmp_path_factory.mktemp(name)
-        values = tiny(name, horizon=HORIZON)
+        agent = "rl2-trpo" if name in variants else name
+        values = tiny(agent, horizon=HORIZON, **variants.get(name, {}))
         sets = [arg for k, v in values.items() for arg in ("--set", f"{k}={v}")]
-        args = ["train", name, "--env", "navigation2d", "--iterations", "2", "--out", str(out)]
+        args = ["train", agent, "--env", "navigation2d", "--iterations", "2", "--out", str(out)]
         assert main([*args, *sets]) == 0
         folders[name] = out
     return folders
@@ -63,8 +69,10 @@ def test_gradient_agents_act_as_the_sampler_runs_their_adapted_parameters(runs, 
     assert got == pytest.approx(expected[0], rel=1e-5)
 
 
-def test_rl2_carries_its_hidden_state_across_episodes_as_a_trial_does(runs):
-    with metarl.load(runs["rl2-trpo"]) as meta:
+@pytest.mark.parametrize("name", ["rl2-trpo", "rl2-trpo-snail", "rl2-trpo-transformer", "varibad"])
+def test_rl2_carries_its_hidden_state_across_episodes_as_a_trial_does(runs, name):
+    # the attention policies' caches and VariBAD's belief carry across episodes as the GRU's
+    with metarl.load(runs[name]) as meta:
         assert meta.family == "rl2"
         adapted = meta.adapt(None, TASK, 0, deterministic=True)
         expected = sampler_returns(meta.agent, meta.agent.policy, None, episodes_per_trial=2)

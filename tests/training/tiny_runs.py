@@ -23,6 +23,13 @@ TINY = {
     "num_gradient_steps": 2,
     "encoder_hidden_sizes": [8],
     "num_eval_tasks": 1,
+    # VariBAD's own sizes
+    "encoder_hidden_size": 8,
+    "embedding_size": 4,
+    "policy_hidden_sizes": [8],
+    "decoder_hidden_sizes": [8],
+    "vae_batch_trials": 2,
+    "vae_buffer_trials": 8,
 }
 
 
