@@ -203,6 +203,17 @@ def test_reptile_moves_theta_toward_the_mean_of_per_task_sgd():
     assert learner.train_step()["outer_step"] == pytest.approx(0.075)  # linear decay to 0
 
 
+def test_reptile_trains_on_train_shots_and_adapts_on_shots():
+    learner = Reptile("sinusoid", ReptileConfig(**SMALL, iterations=2, train_shots=9))
+    state = learner.problem.generator.get_state()
+    metrics = learner.train_step()
+    learner.problem.generator.set_state(state)
+    assert learner.problem.sample(shots=9).support_x.shape[1] == 9
+    assert metrics["examples"] == 3 * (9 + 5)  # 9 training shots and 5 queries per task
+    with pytest.raises(ValueError, match="train_shots"):
+        ReptileConfig(**SMALL, train_shots=0)
+
+
 def test_finetune_outcomes_step_by_step_equal_plain_sgd():
     learner = Pretrained("sinusoid", PretrainedConfig(**SMALL, inner_lr=0.03))
     batch = learner.problem.sample()
