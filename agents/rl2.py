@@ -55,7 +55,6 @@ from metarl.policies import (
     unroll,
 )
 from metarl.sampling.episodes import EpisodeOutcomes, Episodes
-from metarl.sampling.tasks import task_source
 
 Previous = tuple[Tensor, Tensor, Tensor]  # previous (action, reward, done), each [T, B, ...]
 
@@ -221,11 +220,7 @@ class RL2(OwnsSampler, ABC):
         self.config = cfg = config
         env_kwargs = env_kwargs or {}
         self.sampler = cfg.make_sampler(env, cfg.meta_batch_size, env_kwargs)
-        try:
-            self.task_env = task_source(self.sampler.env_id or env, env_kwargs, cfg.seed)
-        except ValueError:
-            self.close()
-            raise
+        self.open_task_source(env, env_kwargs, cfg.seed)
         self.device = cfg.torch_device
         self.progress: Progress = SILENT  # the trainer's nested bar, when it trains this agent
         self.value: RecurrentValue | None = None  # None: the linear baseline, fitted per batch

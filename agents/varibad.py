@@ -46,7 +46,6 @@ from metarl.backend.device import adam
 from metarl.backend.progress import SILENT, Progress
 from metarl.envs.base import Task
 from metarl.sampling.episodes import EpisodeOutcomes, Episodes
-from metarl.sampling.tasks import task_source
 
 
 @dataclass
@@ -128,11 +127,7 @@ class VariBAD(OwnsSampler):
         self.config = cfg = config or VariBADConfig()
         env_kwargs = env_kwargs or {}
         self.sampler = cfg.make_sampler(env, cfg.meta_batch_size, env_kwargs)
-        try:
-            self.task_env = task_source(self.sampler.env_id or env, env_kwargs, cfg.seed)
-        except ValueError:
-            self.close()
-            raise
+        self.open_task_source(env, env_kwargs, cfg.seed)
         self.device = cfg.torch_device
         self.progress: Progress = SILENT
         obs_space, action_space = self.sampler.observation_space, self.sampler.action_space

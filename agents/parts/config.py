@@ -22,6 +22,7 @@ from metarl.agents.parts.checks import (
 from metarl.backend.device import resolve_device
 from metarl.sampling.ray_sampler import RaySampler, import_ray
 from metarl.sampling.sampler import VectorSampler
+from metarl.sampling.tasks import task_source
 
 SAMPLERS = ("local", "ray")
 """The values of the `sampler` key."""
@@ -159,6 +160,15 @@ class OwnsSampler(ClosesOnExit):
     worker processes that must be released."""
 
     sampler: VectorSampler | RaySampler
+
+    def open_task_source(self, env: str, env_kwargs: dict[str, Any], seed: int) -> None:
+        """`self.task_env`, the task source of the sampler's env seeded by `seed`; a bad env
+        (not a metarl task env) closes the sampler before its one-line `ValueError` goes up."""
+        try:
+            self.task_env = task_source(self.sampler.env_id or env, env_kwargs, seed)
+        except ValueError:
+            self.close()
+            raise
 
     def close(self) -> None:
         """Release the sampler's threads or worker processes."""
