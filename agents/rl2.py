@@ -40,7 +40,7 @@ from metarl.agents.parts.state import (
     policy_tasks_sampler_state,
 )
 from metarl.agents.parts.trial_ppo import TrialPPOConfig, trial_ppo_update
-from metarl.agents.parts.trials import trial_ends, trial_outcomes
+from metarl.agents.parts.trials import trial_ends, trial_metrics, trial_outcomes
 from metarl.agents.parts.trust_region import TrustRegionConfig, trust_region_update
 from metarl.backend.advantages import discounted_returns, fitted_advantages, gae, normalize
 from metarl.backend.device import adam
@@ -296,25 +296,11 @@ class RL2(OwnsSampler, ABC):
         cfg = self.config
         tasks = self.task_env.sample_tasks(cfg.meta_batch_size)
         episodes = self.sample_trials(tasks, cfg.episodes_per_trial)
-        returns = episodes.episode_returns().reshape(len(tasks), cfg.episodes_per_trial)
-        successes = episodes.episode_successes()
+        head, successes = trial_metrics(episodes, cfg.episodes_per_trial)
         episodes = episodes.to(self.device)
         metrics = self.update(episodes, self.advantages(episodes))
         metrics |= self.fit_value(episodes)
-        if successes is not None:  # the first and last episodes' success rates (Meta-World)
-            successes = successes.reshape(len(tasks), cfg.episodes_per_trial)
-            metrics |= {
-                "first_episode_success": successes[:, 0].mean().item(),
-                "last_episode_success": successes[:, -1].mean().item(),
-            }
-        return {
-            "trial_return": returns.sum(1).mean().item(),
-            "return": returns.mean().item(),
-            "first_episode_return": returns[:, 0].mean().item(),
-            "last_episode_return": returns[:, -1].mean().item(),
-            "env_steps": float(episodes.num_env_steps),
-            **metrics,
-        }
+        return {**head, **metrics, **successes}
 
     def trial_returns(self, tasks: Sequence[Task], episodes: int) -> Tensor:
         """Return of each episode of one trial per task `[episodes, len(tasks)]` (TrialAgent)."""

@@ -34,7 +34,7 @@ from metarl.agents.parts.seeding import InitRNG
 from metarl.agents.parts.state import load_policy_tasks_sampler_state, policy_tasks_sampler_state
 from metarl.agents.parts.trial_buffer import TrialBuffer
 from metarl.agents.parts.trial_ppo import TrialPPOConfig, trial_ppo_update
-from metarl.agents.parts.trials import trial_ends, trial_outcomes
+from metarl.agents.parts.trials import trial_ends, trial_metrics, trial_outcomes
 from metarl.agents.varibad_networks import (
     BeliefEncoder,
     BeliefPolicy,
@@ -172,13 +172,14 @@ class VariBAD(OwnsSampler):
         then `vae_updates` ELBO steps on trials from the buffer (this batch's included).
 
         Metrics: `trial_return`, mean episode `return`, `first_episode_return` and
-        `last_episode_return` (VariBAD's claim is on the first), env steps, PPO's metrics, and
-        the ELBO's `vae_reconstruction` and `vae_kl` (means over the ELBO steps).
+        `last_episode_return` (VariBAD's claim is on the first), env steps, PPO's metrics, the
+        ELBO's `vae_reconstruction` and `vae_kl` (means over the ELBO steps), and the first and
+        last episodes' success rates where the env reports success.
         """
         cfg = self.config
         tasks = self.task_env.sample_tasks(cfg.meta_batch_size)
         episodes = self.sample_trials(tasks, cfg.episodes_per_trial)
-        returns = episodes.episode_returns().reshape(len(tasks), cfg.episodes_per_trial)
+        head, successes = trial_metrics(episodes, cfg.episodes_per_trial)
         self.buffer.add(episodes)
         episodes = episodes.to(self.device)
         with torch.no_grad():
@@ -206,14 +207,7 @@ class VariBAD(OwnsSampler):
             self.generator,
         )
         metrics |= self.train_vae()
-        return {
-            "trial_return": returns.sum(1).mean().item(),
-            "return": returns.mean().item(),
-            "first_episode_return": returns[:, 0].mean().item(),
-            "last_episode_return": returns[:, -1].mean().item(),
-            "env_steps": float(episodes.num_env_steps),
-            **metrics,
-        }
+        return {**head, **metrics, **successes}
 
     def elbo(self, trials: Episodes) -> tuple[Tensor, Tensor]:
         """The negative ELBO's (reconstruction, KL) on `trials`, belief and decode steps drawn

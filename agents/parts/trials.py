@@ -41,3 +41,28 @@ def trial_outcomes(
     successes = [batch.episode_successes() for batch in batches]
     success = None if any(s is None for s in successes) else per_episode(successes)
     return EpisodeOutcomes(returns, success)
+
+
+def trial_metrics(
+    episodes: Episodes, episodes_per_trial: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """A batch of trials' progress metrics: `trial_return` (total reward per trial), mean
+    episode `return`, `first_episode_return` and `last_episode_return` (their gap is the
+    adaptation) and `env_steps`; and, where the env reports success (Meta-World), the first and
+    last episodes' success rates (empty otherwise)."""
+    returns = episodes.episode_returns().reshape(-1, episodes_per_trial)
+    head = {
+        "trial_return": returns.sum(1).mean().item(),
+        "return": returns.mean().item(),
+        "first_episode_return": returns[:, 0].mean().item(),
+        "last_episode_return": returns[:, -1].mean().item(),
+        "env_steps": float(episodes.num_env_steps),
+    }
+    successes = episodes.episode_successes()
+    if successes is None:
+        return head, {}
+    successes = successes.reshape(-1, episodes_per_trial)
+    return head, {
+        "first_episode_success": successes[:, 0].mean().item(),
+        "last_episode_success": successes[:, -1].mean().item(),
+    }
