@@ -27,7 +27,7 @@ run() {  # SHIFT SHOTS NAME AGENT ARGS...: train (or resume) to the end, then ev
     reuse=(--scratch-from "$out/protonet-digits-shift$moved-$shots-shot") ;; esac
   metarl evaluate "$dir" --tasks 600 --adapt-steps 10 "${reuse[@]}"
 }
-for setting in "1 1" "0 1" "1 5" "0 5"; do
+for setting in "1 1" "1 5" "0 1" "0 5"; do
   read -r moved shots <<<"$setting"
   run "$moved" "$shots" protonet protonet
   run "$moved" "$shots" matching-net matching-net
