@@ -37,3 +37,6 @@ for setting in "1 1" "1 5" "0 1" "0 5"; do
   run "$moved" "$shots" reptile reptile --set inner_lr=0.1 --set train_shots=10
   run "$moved" "$shots" meta-lstm meta-lstm --set conv_channels=16 --set meta_batch_size=2
 done
+# The inner step size (benchmarks/README, "Digits"): MAML and FO-MAML again at α 0.1, shifted 1-shot
+run 1 1 maml-lr0.1 maml --set inner_lr=0.1
+run 1 1 fo-maml-lr0.1 fo-maml --set inner_lr=0.1
