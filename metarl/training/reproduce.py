@@ -15,9 +15,10 @@ as the references (normal approximation). Two checks use it:
 - **quick** (`--quick`): the first `quick_iterations` iterations of the reference seeds' own
   runs, retrained now. A row equal to the same seed's recorded row in every column but the wall
   time is *identical* (the code is deterministic: a seeded run repeats bit for bit, whatever the
-  thread count); any other row must have every metric inside the band. It takes seconds on the
-  small benchmarks, so CI runs it: a change that breaks learning moves the early rows out of the
-  band (the tests measure that on a non-learner).
+  thread count, on one kind of CPU); any other row must have every metric within
+  `QUICK_RTOL` of the recorded one (another CPU's rounding) or inside the band. It takes
+  seconds on the small benchmarks, so CI runs it: a change that breaks learning moves the early
+  rows out of the band (the tests measure that on a non-learner).
 - **full**: whole runs (the reference seeds first, then new ones), each metric smoothed by a
   trailing mean over `window` iterations (for reference and new run alike, since one
   iteration's return is noisy), must lie inside the band at ≥ 90% of the iterations and at
@@ -40,6 +41,13 @@ from metarl.training.run_folder import Run, differences
 
 FULL_INSIDE = 0.9
 """The fraction of a full run's iterations whose smoothed metric must lie inside the band."""
+
+QUICK_RTOL = 0.05
+"""How far (relative) a quick rerun's metric may lie from the same seed's recorded value and
+still pass. Another CPU rounds differently (PEARL's first prior return on a second machine:
+1.3e-10 relative to the recorded one) and a chaotic learner grows that over the first
+iterations (up to 4.6% by PEARL's third, measured), where one iteration's band of three seeds
+can be narrower than that; a non-learner is off by tens of percent by its third or fourth."""
 
 UNTIMED = ("wall_time",)
 """The progress columns an identical row may differ in: they measure the machine, not the run."""
@@ -203,7 +211,8 @@ def check_rows(
     quick: bool,
 ) -> list[SeedCheck]:
     """Each run's rows (`runs`: seed → rows, as many as the reference has) against the
-    reference band, by the quick rule (every row identical or inside) or the full rule
+    reference band, by the quick rule (every row identical, within `QUICK_RTOL` of the recorded
+    one, or inside) or the full rule
     (smoothed, ≥ `FULL_INSIDE` of the iterations inside and the last one)."""
     window = 1 if quick else repro.window
     count = len(next(iter(reference.rows.values())))
@@ -228,6 +237,9 @@ def check_rows(
             raw = np.array([rows[i][metric] for i in points], dtype=float)
             values = smooth(raw, window) if np.isfinite(raw).all() else raw
             exact = np.array([same[i] for i in points]) if same else np.zeros(len(points), bool)
+            if quick and recorded:
+                kept = np.array([recorded[i][metric] for i in points], dtype=float)
+                exact = exact | np.isclose(values, kept, rtol=QUICK_RTOL, atol=0.0)
             inside = exact | ((values >= band.low) & (values <= band.high))
             check.metrics.append(
                 MetricCheck(
